@@ -1,0 +1,12 @@
+//! Parking: how a blocked operation waits, how its counterpart wakes it, and
+//! what the registry learns about the wait.
+//!
+//! - [`waiter`]: one [`Waiter`](waiter::Waiter) per blocked operation (one for a
+//!   whole `select`), claimed exactly once by whoever completes it.
+//! - [`resource`]: the untyped identity of what is waited on (a channel, a lock).
+//! - [`wait`]: the record of a wait against the current task, which the deadlock
+//!   check and the dumps read.
+
+pub(crate) mod resource;
+pub(crate) mod wait;
+pub(crate) mod waiter;

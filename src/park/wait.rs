@@ -1,0 +1,154 @@
+//! Recording waits against the current task, and blocking an OS thread.
+//!
+//! A task is polled inside the harness (`task::harness`), which makes its
+//! record *current* on the thread for the duration of the poll. A primitive
+//! that returns `Pending` calls [`note`] to say what the task now waits on;
+//! if the whole poll returns `Pending` with nothing noted, the task waits on
+//! something outside parkwatch. A registered thread is current for its whole
+//! life and parks through [`block_thread`].
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::park::resource::Resource;
+use crate::shim::lock;
+use crate::snapshot::WaitReason;
+use crate::task::record::{TaskRecord, WaitInfo};
+
+struct Current {
+    record: Arc<TaskRecord>,
+    /// A wait was noted during the current poll.
+    noted: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The current task's id (0: none), for the primitives' hot paths, which
+    /// record who holds a lock or uses a channel at the cost of one TLS read.
+    static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The id of the current task, 0 outside any task. Cheap: one TLS read.
+pub(crate) fn current_id() -> u64 {
+    CURRENT_ID.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Makes `record` current until the guard drops (which restores the previous one).
+pub(crate) fn enter(record: Arc<TaskRecord>) -> EnterGuard {
+    let prev_id = CURRENT_ID.with(|c| c.replace(record.id.0));
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(Current { record, noted: false }));
+    EnterGuard { prev: Some(prev), prev_id }
+}
+
+/// Restores the previously current task when dropped.
+pub(crate) struct EnterGuard {
+    prev: Option<Option<Current>>,
+    prev_id: u64,
+}
+
+impl EnterGuard {
+    /// Whether a wait was noted since `enter`.
+    pub(crate) fn noted(&self) -> bool {
+        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|c| c.noted))
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take().flatten();
+        // try_with: the guard may drop during thread teardown.
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        let _ = CURRENT_ID.try_with(|c| c.set(self.prev_id));
+    }
+}
+
+/// The current task's record, if this code runs inside a parkwatch task or thread.
+pub(crate) fn current() -> Option<Arc<TaskRecord>> {
+    CURRENT.try_with(|c| c.borrow().as_ref().map(|c| c.record.clone())).ok().flatten()
+}
+
+/// What a blocked operation waits on.
+pub(crate) struct Note<'a> {
+    /// Identifies the operation (its waiter's key); 0 for waits that never end.
+    pub(crate) key: u64,
+    pub(crate) reason: WaitReason,
+    pub(crate) site: &'static std::panic::Location<'static>,
+    /// Each resource waited on, with the operation waiting on it (its case's reason).
+    pub(crate) resources: &'a mut dyn Iterator<Item = (std::sync::Arc<Resource>, WaitReason)>,
+    pub(crate) timer_wakeable: bool,
+}
+
+/// Records `note` as what the current task waits on (nothing outside a task).
+/// A second note in the same poll (a task awaiting two primitives at once, as
+/// in `join!`) adds its resources to the first.
+pub(crate) fn note(n: Note<'_>) {
+    CURRENT.with(|c| {
+        let mut cur = c.borrow_mut();
+        let Some(cur) = cur.as_mut() else { return };
+        let mut wait = lock(&cur.record.wait);
+        let with_activity = |(r, op): (std::sync::Arc<Resource>, WaitReason)| {
+            let a = r.activity();
+            (r, a, op)
+        };
+        if cur.noted {
+            if let Some(w) = wait.as_mut() {
+                w.resources.extend(n.resources.map(with_activity));
+                w.timer_wakeable |= n.timer_wakeable;
+            }
+            return;
+        }
+        cur.noted = true;
+        match wait.as_mut() {
+            // The same operation polled again: keep its stack, start time and
+            // activity baseline.
+            Some(w) if w.key == n.key && n.key != 0 => {
+                w.timer_wakeable = n.timer_wakeable;
+            }
+            _ => {
+                let captured = crate::stack::capture(n.site);
+                *wait = Some(WaitInfo {
+                    key: n.key,
+                    seq: cur.record.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    reason: n.reason,
+                    site: n.site,
+                    since: Instant::now(),
+                    resources: n.resources.map(with_activity).collect(),
+                    stack_sampled: captured.as_ref().is_some_and(|c| c.1),
+                    stack: captured.map(|c| c.0),
+                    timer_wakeable: n.timer_wakeable,
+                });
+            }
+        }
+    });
+}
+
+/// Forgets the current task's wait (it is running again).
+pub(crate) fn clear_current_wait() {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(cur) = c.borrow_mut().as_mut() {
+            cur.noted = false;
+            *lock(&cur.record.wait) = None;
+        }
+    });
+}
+
+/// Blocks the calling OS thread until `done()` holds, recording `note` as its
+/// wait. `park` is the thread's park primitive (std's or loom's); the thread is
+/// unparked by whoever makes `done()` true.
+pub(crate) fn block_thread(n: Note<'_>, done: impl Fn() -> bool, park: impl Fn()) {
+    let record = current();
+    if record.is_some() {
+        note(n);
+    }
+    if let Some(r) = &record {
+        r.leave_running(true);
+    }
+    while !done() {
+        park();
+    }
+    if let Some(r) = &record {
+        r.enter_running();
+        clear_current_wait();
+    }
+}

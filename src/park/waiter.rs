@@ -1,0 +1,151 @@
+//! The waiter: the meeting point between a parked operation and the task that
+//! completes it.
+//!
+//! A blocked `send`, `recv` or `select` allocates one [`Waiter`] and enqueues an
+//! entry pointing at it in the queue of every channel it waits on (one entry per
+//! select case). Whoever completes the operation — a counterpart, `close`, or the
+//! operation itself while it registers — must first *claim* the waiter:
+//!
+//! ```text
+//!            claim(case)              finish(case)
+//! WAITING ────────────────▶ BUSY(case) ─────────────▶ DONE(case)
+//!    │
+//!    └── abort() ──▶ ABORTED      (the operation gave up: dropped future)
+//! ```
+//!
+//! Invariants:
+//! - exactly one party wins the `WAITING → BUSY` CAS, so exactly one case of a
+//!   select completes, and a value is never handed to two operations;
+//! - the winner writes the case's slot *before* it publishes `DONE` (Release),
+//!   and the parked side reads the slot only after it sees `DONE` (Acquire);
+//! - the winner notifies the parked side after `DONE`, never before, so a woken
+//!   operation always finds its result (a spurious wake finds `WAITING`/`BUSY`
+//!   and parks again).
+
+use std::task::Waker;
+
+use crate::shim::{self, lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::task::record::TaskRecord;
+
+const WAITING: usize = usize::MAX;
+const ABORTED: usize = usize::MAX - 1;
+const BUSY_BIT: usize = 1 << (usize::BITS - 2);
+
+/// Where a waiter's selection stands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// Nobody has completed it yet.
+    Waiting,
+    /// A party is completing `case` right now; `Done` follows shortly.
+    Busy,
+    /// Case `case` completed; its slot holds the result.
+    Done(usize),
+    /// The operation gave up before anyone completed it.
+    Aborted,
+}
+
+/// How to wake the parked side.
+pub(crate) enum Notifier {
+    /// An async operation: wake the task's waker (parkwatch tasks route this
+    /// through their record, which keeps the deadlock counters right).
+    Waker(Waker),
+    /// A blocking operation on an OS thread, registered or not.
+    Thread { thread: shim::thread::Thread, task: Option<std::sync::Arc<TaskRecord>> },
+}
+
+impl Notifier {
+    fn notify(&self) {
+        match self {
+            Notifier::Waker(w) => w.wake_by_ref(),
+            Notifier::Thread { thread, task } => {
+                if let Some(task) = task {
+                    task.notify();
+                }
+                thread.unpark();
+            }
+        }
+    }
+}
+
+/// One blocked operation (a single send/recv, or a whole select).
+pub(crate) struct Waiter {
+    state: AtomicUsize,
+    notifier: Mutex<Notifier>,
+    /// The task that waits (0: outside any task).
+    pub(crate) task: u64,
+    /// Unique for the life of the process (an address could be reused by the
+    /// next waiter): tells a re-poll of this wait from a new wait.
+    pub(crate) key: u64,
+}
+
+/// Source of [`Waiter::key`]; touched only when an operation parks.
+static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A new wait key, for waits that have no waiter (sleeps, joins).
+pub(crate) fn next_key() -> u64 {
+    NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Waiter {
+    pub(crate) fn new(notifier: Notifier) -> Arc<Waiter> {
+        let task = crate::park::wait::current_id();
+        let key = next_key();
+        Arc::new(Waiter { state: AtomicUsize::new(WAITING), notifier: Mutex::new(notifier), task, key })
+    }
+
+    /// Tries to become the party that completes `case`. On success the caller
+    /// must fill the case's slot and then call [`Waiter::finish`].
+    pub(crate) fn try_claim(&self, case: usize) -> bool {
+        debug_assert!(case < BUSY_BIT);
+        self.state.compare_exchange(WAITING, BUSY_BIT | case, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Publishes the result written by the claimer, without waking anyone (the
+    /// operation completed itself while registering).
+    pub(crate) fn publish(&self, case: usize) {
+        self.state.store(case, Ordering::Release);
+    }
+
+    /// Publishes the result and wakes the parked side.
+    pub(crate) fn finish(&self, case: usize) {
+        self.publish(case);
+        lock(&self.notifier).notify();
+    }
+
+    /// The operation gives up; false if somebody already claimed it (then its
+    /// result must be collected, see [`Waiter::wait_not_busy`]).
+    pub(crate) fn try_abort(&self) -> bool {
+        self.state.compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    pub(crate) fn selection(&self) -> Selection {
+        match self.state.load(Ordering::Acquire) {
+            WAITING => Selection::Waiting,
+            ABORTED => Selection::Aborted,
+            s if s & BUSY_BIT != 0 => Selection::Busy,
+            case => Selection::Done(case),
+        }
+    }
+
+    /// Spins until a claimer has published (it holds a channel lock and is a
+    /// few instructions from `finish`). Used only where parking is impossible
+    /// (in `Drop`).
+    pub(crate) fn wait_not_busy(&self) -> Selection {
+        loop {
+            match self.selection() {
+                Selection::Busy => shim::thread::yield_now(),
+                s => return s,
+            }
+        }
+    }
+
+    /// Replaces the waker when an async operation is polled from a new context.
+    pub(crate) fn update_waker(&self, waker: &Waker) {
+        let mut n = lock(&self.notifier);
+        if let Notifier::Waker(w) = &mut *n {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+        }
+    }
+}

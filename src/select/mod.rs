@@ -1,0 +1,296 @@
+//! The engine behind every channel operation that may block, and `select!`.
+//!
+//! An operation is a list of cases (one for a plain `send`/`recv`). Running it:
+//!
+//! 1. **Try**: visit the cases in a uniformly random order and complete the
+//!    first that can complete now (Go's `pollorder`); with `default`, stop here.
+//! 2. **Park**: allocate one [`Waiter`] and enqueue a cell for every non-nil
+//!    case; each channel checks readiness and enqueues under its own lock (as
+//!    Go's `selectgo` does holding all of them). If a case turned ready since
+//!    step 1, abort the waiter (if nobody claimed it yet), take the cells back
+//!    and go to 1. Otherwise sleep until a counterpart claims the waiter for case `i`.
+//! 3. **Finish**: collect case `i`'s result and take every other cell back.
+//!
+//! The async path ([`Operation::poll`]) and the blocking path
+//! ([`Operation::block`]) share steps 1–3; they differ only in how they sleep.
+//! Step 2 makes a wake-up impossible to lose: a state change made before a
+//! cell is enqueued is seen by the check under the same lock, one made after
+//! it finds the cell.
+
+pub(crate) mod case;
+mod dynamic;
+mod rand;
+
+use std::task::{Context, Poll};
+
+pub use case::{Case, RecvCase, SendCase};
+pub use dynamic::{Select, SelectedCase};
+
+use crate::park::wait::{self, Note};
+use crate::park::waiter::{Notifier, Selection, Waiter};
+use crate::shim::{thread, Arc};
+use crate::snapshot::WaitReason;
+
+/// The state of one (possibly parked) operation over a list of cases.
+pub(crate) struct Operation {
+    waiter: Option<Arc<Waiter>>,
+    has_default: bool,
+    site: &'static std::panic::Location<'static>,
+}
+
+impl Operation {
+    pub(crate) fn new(has_default: bool, site: &'static std::panic::Location<'static>) -> Self {
+        Operation { waiter: None, has_default, site }
+    }
+
+    /// Step 1: completes a ready case, chosen uniformly among the ready ones.
+    fn try_cases(cases: &mut [&mut dyn Case]) -> Option<usize> {
+        if let [only] = cases {
+            return only.try_now().then_some(0);
+        }
+        rand::Permutation::new(cases.len()).find(|&i| cases[i].try_now())
+    }
+
+    /// Step 2: enqueues every case. Returns false, with every cell taken back,
+    /// if a case turned out ready and the waiter could be aborted (if it could
+    /// not, a counterpart has claimed it: it is as good as parked).
+    fn park(cases: &mut [&mut dyn Case], waiter: &Arc<Waiter>) -> bool {
+        for (i, case) in cases.iter_mut().enumerate() {
+            if !case.enqueue(waiter, i) {
+                if waiter.try_abort() {
+                    Self::dequeue_all(cases);
+                    return false;
+                }
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Step 3: collects case `chosen` and takes back every other cell.
+    fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
+        self.waiter = None;
+        cases[chosen].collect();
+        Self::dequeue_all(cases);
+        chosen
+    }
+
+    fn dequeue_all(cases: &mut [&mut dyn Case]) {
+        for case in cases.iter_mut() {
+            case.dequeue();
+        }
+    }
+
+    fn reason(cases: &[&mut dyn Case]) -> WaitReason {
+        match cases {
+            [] => WaitReason::SelectNoCases,
+            [only] => only.reason(),
+            _ => WaitReason::Select,
+        }
+    }
+
+    /// Says what the operation waits on: passes `f` the note for `cases`.
+    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_>)) {
+        let timer_wakeable = cases.iter().filter_map(|c| c.resource()).any(|r| r.is_timer_armed());
+        let mut resources = cases.iter().filter_map(|c| c.resource().map(|r| (r, c.reason())));
+        f(Note { key, reason: Self::reason(cases), site: self.site, resources: &mut resources, timer_wakeable });
+    }
+
+    fn record_wait(&self, cases: &[&mut dyn Case], key: u64) {
+        self.with_note(cases, key, wait::note);
+    }
+
+    /// Polls the operation: `Ready(Some(i))` when case `i` completed,
+    /// `Ready(None)` when `default` ran.
+    pub(crate) fn poll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        loop {
+            if let Some(waiter) = &self.waiter {
+                match waiter.selection() {
+                    Selection::Done(i) => return Poll::Ready(Some(self.finish(cases, i))),
+                    // The claimer publishes and wakes us in a moment.
+                    Selection::Busy => return Poll::Pending,
+                    Selection::Waiting => {
+                        waiter.update_waker(&crate::task::waker::internal_clone(cx.waker()));
+                        let key = waiter.key;
+                        self.record_wait(cases, key);
+                        return Poll::Pending;
+                    }
+                    Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
+                }
+            }
+            if let Some(i) = Self::try_cases(cases) {
+                return Poll::Ready(Some(i));
+            }
+            if self.has_default {
+                return Poll::Ready(None);
+            }
+            if cases.iter().all(|c| c.is_nil()) {
+                self.record_wait(cases, 0);
+                return Poll::Pending;
+            }
+            let waiter = Waiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+            if Self::park(cases, &waiter) {
+                self.waiter = Some(waiter);
+            }
+        }
+    }
+
+    /// Runs the operation to completion on the calling OS thread.
+    pub(crate) fn block(&mut self, cases: &mut [&mut dyn Case]) -> Option<usize> {
+        loop {
+            if let Some(i) = Self::try_cases(cases) {
+                return Some(i);
+            }
+            if self.has_default {
+                return None;
+            }
+            let task = wait::current();
+            let waiter = Waiter::new(Notifier::Thread { thread: thread::current(), task });
+            if cases.iter().all(|c| c.is_nil()) {
+                self.block_until(cases, 0, || false);
+            }
+            if !Self::park(cases, &waiter) {
+                continue;
+            }
+            let key = waiter.key;
+            self.block_until(cases, key, || matches!(waiter.selection(), Selection::Done(_)));
+            let Selection::Done(i) = waiter.selection() else { unreachable!() };
+            return Some(self.finish(cases, i));
+        }
+    }
+
+    fn block_until(&self, cases: &[&mut dyn Case], key: u64, done: impl Fn() -> bool) {
+        self.with_note(cases, key, |note| wait::block_thread(note, done, thread::park));
+    }
+
+    /// Cancels a parked operation (its future was dropped). If a counterpart
+    /// completed it meanwhile, the result is handed back (see [`Case::abandon`]).
+    pub(crate) fn cancel(&mut self, cases: &mut [&mut dyn Case]) {
+        let Some(waiter) = self.waiter.take() else { return };
+        if !waiter.try_abort() {
+            if let Selection::Done(i) = waiter.wait_not_busy() {
+                cases[i].abandon();
+            }
+        }
+        Self::dequeue_all(cases);
+    }
+}
+
+/// Parks the current task forever: `select! {}` and operations on nil channels.
+#[doc(hidden)]
+pub fn park_forever_blocking(reason: WaitReason) -> ! {
+    let site = std::panic::Location::caller();
+    let mut resources = std::iter::empty();
+    loop {
+        let note = Note { key: 0, reason, site, resources: &mut resources, timer_wakeable: false };
+        wait::block_thread(note, || false, thread::park);
+    }
+}
+
+/// A future that never completes, parked with `reason`.
+#[doc(hidden)]
+pub struct Forever {
+    reason: WaitReason,
+    site: &'static std::panic::Location<'static>,
+}
+
+impl std::future::Future for Forever {
+    type Output = std::convert::Infallible;
+    fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut resources = std::iter::empty();
+        wait::note(Note {
+            key: 0,
+            reason: self.reason,
+            site: self.site,
+            resources: &mut resources,
+            timer_wakeable: false,
+        });
+        Poll::Pending
+    }
+}
+
+/// `select! {}`: parks the current task forever with reason "select (no cases)".
+#[doc(hidden)]
+#[track_caller]
+pub fn park_forever(reason: WaitReason) -> Forever {
+    Forever { reason, site: std::panic::Location::caller() }
+}
+
+/// A fixed list of cases of possibly different types (a tuple, built by
+/// `select!`), lent to the engine as a `dyn` slice for the length of one call.
+/// Holding the concrete cases, not trait objects, keeps a `select!` future
+/// `Send` whenever its channels' element types are.
+#[doc(hidden)]
+pub trait CaseList {
+    /// Calls `f` with the cases as a slice.
+    fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R;
+}
+
+macro_rules! tuple_case_list {
+    ($($n:tt $t:ident),*) => {
+        impl<$($t: Case),*> CaseList for ($($t,)*) {
+            fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R {
+                f(&mut [$(&mut self.$n as &mut dyn Case),*])
+            }
+        }
+    };
+}
+
+tuple_case_list!();
+tuple_case_list!(0 A);
+tuple_case_list!(0 A, 1 B);
+tuple_case_list!(0 A, 1 B, 2 C);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M, 13 N);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M, 13 N, 14 O);
+tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M, 13 N, 14 O, 15 P);
+
+/// The future of `select!` (and of [`Select::select`]): runs the engine over a case list.
+#[doc(hidden)]
+pub struct SelectFuture<'c, L: CaseList + ?Sized> {
+    cases: &'c mut L,
+    op: Operation,
+}
+
+impl<L: CaseList + ?Sized> Unpin for SelectFuture<'_, L> {}
+
+impl<L: CaseList + ?Sized> std::future::Future for SelectFuture<'_, L> {
+    type Output = Option<usize>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        let this = &mut *self;
+        let op = &mut this.op;
+        this.cases.with_cases(|cases| op.poll(cases, cx))
+    }
+}
+
+impl<L: CaseList + ?Sized> Drop for SelectFuture<'_, L> {
+    fn drop(&mut self) {
+        let op = &mut self.op;
+        self.cases.with_cases(|cases| op.cancel(cases));
+    }
+}
+
+/// Used by `select!`: waits until one case completes (`Some(index)`), or
+/// returns `None` at once when `has_default` and nothing is ready.
+#[doc(hidden)]
+#[track_caller]
+pub fn select_async<L: CaseList + ?Sized>(cases: &mut L, has_default: bool) -> SelectFuture<'_, L> {
+    SelectFuture { cases, op: Operation::new(has_default, std::panic::Location::caller()) }
+}
+
+/// Used by `select_blocking!`: the same on an OS thread.
+#[doc(hidden)]
+#[track_caller]
+pub fn select_blocking<L: CaseList + ?Sized>(cases: &mut L, has_default: bool) -> Option<usize> {
+    let site = std::panic::Location::caller();
+    cases.with_cases(|cases| Operation::new(has_default, site).block(cases))
+}

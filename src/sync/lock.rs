@@ -1,0 +1,123 @@
+//! Acquiring a Mutex or RwMutex: one case of the engine, shared by both.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+
+use super::state::{dequeue, Holder, LockWaiter};
+use crate::park::resource::Resource;
+use crate::park::wait;
+use crate::park::waiter::Waiter;
+use crate::select::{Case, Operation};
+use crate::shim::Arc;
+use crate::snapshot::WaitReason;
+
+/// A lock acquisition (read or write) as a case of the engine.
+pub(crate) struct LockCase<'a> {
+    res: &'a StdArc<Resource>,
+    write: bool,
+    reason: WaitReason,
+    holder: Holder,
+    entry: Option<Arc<Waiter>>,
+}
+
+impl<'a> LockCase<'a> {
+    pub(crate) fn new(
+        res: &'a StdArc<Resource>,
+        write: bool,
+        reason: WaitReason,
+        site: &'static std::panic::Location<'static>,
+    ) -> Self {
+        let holder = Holder { task: wait::current_id(), site };
+        LockCase { res, write, reason, holder, entry: None }
+    }
+
+    pub(crate) fn holder_task(&self) -> u64 {
+        self.holder.task
+    }
+}
+
+impl Case for LockCase<'_> {
+    fn try_now(&mut self) -> bool {
+        let ok = self.res.sync.lock().try_acquire(self.write, self.holder);
+        if ok {
+            self.res.waiters.record(self.holder.task);
+        }
+        ok
+    }
+    fn is_nil(&self) -> bool {
+        false
+    }
+    fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
+        let mut st = self.res.sync.lock();
+        let free = if self.write { st.can_write() } else { st.can_read(Some(waiter)) };
+        if free {
+            return false;
+        }
+        st.queue.push_back(LockWaiter { waiter: waiter.clone(), case, write: self.write, holder: self.holder });
+        drop(st);
+        self.res.waiters.record(self.holder.task);
+        self.entry = Some(waiter.clone());
+        true
+    }
+    fn dequeue(&mut self) {
+        if let Some(me) = self.entry.take() {
+            dequeue(&mut self.res.sync.lock().queue, &me, |w| &w.waiter);
+        }
+    }
+    fn collect(&mut self) {
+        // The releaser made us the holder before it woke us.
+        self.entry = None;
+    }
+    fn abandon(&mut self) {
+        self.entry = None;
+        release(self.res, self.write, self.holder.task);
+    }
+    fn reason(&self) -> WaitReason {
+        self.reason
+    }
+    fn resource(&self) -> Option<StdArc<Resource>> {
+        Some(self.res.clone())
+    }
+}
+
+/// Releases a hold taken by task `task` and hands the lock on.
+pub(crate) fn release(res: &Resource, write: bool, task: u64) {
+    res.wakers.record(wait::current_id());
+    res.bump();
+    res.sync.lock().release(write, task);
+}
+
+/// Acquires on the calling OS thread; returns the holder's task id.
+pub(crate) fn acquire_blocking(mut case: LockCase<'_>, site: &'static std::panic::Location<'static>) -> u64 {
+    Operation::new(false, site).block(&mut [&mut case]);
+    case.holder_task()
+}
+
+/// The future of an asynchronous acquisition; resolves to the holder's task id.
+pub(crate) struct Acquire<'a> {
+    case: LockCase<'a>,
+    op: Operation,
+}
+
+impl<'a> Acquire<'a> {
+    pub(crate) fn new(case: LockCase<'a>, site: &'static std::panic::Location<'static>) -> Self {
+        Acquire { case, op: Operation::new(false, site) }
+    }
+}
+
+impl Future for Acquire<'_> {
+    type Output = u64;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let this = &mut *self;
+        let polled = this.op.poll(&mut [&mut this.case], cx);
+        polled.map(|_| this.case.holder_task())
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        self.op.cancel(&mut [&mut self.case]);
+    }
+}

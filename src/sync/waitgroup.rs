@@ -1,0 +1,170 @@
+//! [`WaitGroup`]: wait for a collection of tasks to finish (Go's `sync.WaitGroup`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+
+use super::state::{dequeue, SyncState};
+use crate::park::resource::{Resource, ResourceKind};
+use crate::park::wait;
+use crate::park::waiter::Waiter;
+use crate::select::{Case, Operation};
+use crate::shim::Arc;
+use crate::snapshot::WaitReason;
+
+/// Counts outstanding work; `wait` blocks until the count is zero. Clones are
+/// the same wait group.
+///
+/// ```
+/// parkwatch::run(async {
+///     let wg = parkwatch::sync::WaitGroup::new();
+///     for _ in 0..3 {
+///         wg.add(1);
+///         let wg = wg.clone();
+///         parkwatch::spawn(async move { wg.done() });
+///     }
+///     wg.wait().await;
+/// });
+/// ```
+#[derive(Clone)]
+pub struct WaitGroup {
+    res: StdArc<Resource>,
+}
+
+impl Default for WaitGroup {
+    #[track_caller]
+    fn default() -> Self {
+        WaitGroup::new()
+    }
+}
+
+impl std::fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WaitGroup(#{}, count {})", self.res.id, self.count())
+    }
+}
+
+impl WaitGroup {
+    /// A wait group with count 0.
+    #[track_caller]
+    pub fn new() -> WaitGroup {
+        WaitGroup { res: Resource::with_state(ResourceKind::WaitGroup, SyncState::WaitGroup(Default::default())) }
+    }
+
+    /// Adds `delta` (may be negative) to the count; at zero, every waiter is released.
+    ///
+    /// Panics if the count goes negative, as Go does ("sync: negative WaitGroup counter").
+    pub fn add(&self, delta: isize) {
+        self.res.wakers.record(wait::current_id());
+        self.res.bump();
+        let mut st = self.res.sync.wait_group();
+        let count = st.count + delta;
+        if count < 0 {
+            drop(st);
+            panic!("sync: negative WaitGroup counter");
+        }
+        st.count = count;
+        if count == 0 {
+            for (waiter, case) in std::mem::take(&mut st.queue) {
+                if waiter.try_claim(case) {
+                    waiter.finish(case);
+                }
+            }
+        }
+    }
+
+    /// `add(-1)`.
+    pub fn done(&self) {
+        self.add(-1);
+    }
+
+    /// The current count.
+    pub fn count(&self) -> isize {
+        self.res.sync.wait_group().count
+    }
+
+    /// Waits until the count is zero.
+    #[track_caller]
+    pub fn wait(&self) -> WaitGroupWait<'_> {
+        WaitGroupWait {
+            case: WaitCase { wg: self, entry: None },
+            op: Operation::new(false, std::panic::Location::caller()),
+        }
+    }
+
+    /// Blocks the OS thread until the count is zero.
+    #[track_caller]
+    pub fn wait_blocking(&self) {
+        let mut case = WaitCase { wg: self, entry: None };
+        Operation::new(false, std::panic::Location::caller()).block(&mut [&mut case]);
+    }
+
+    /// The id dumps give this wait group.
+    pub fn id(&self) -> u64 {
+        self.res.id.0
+    }
+}
+
+/// The future of [`WaitGroup::wait`].
+pub struct WaitGroupWait<'a> {
+    case: WaitCase<'a>,
+    op: Operation,
+}
+
+impl Future for WaitGroupWait<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.op.poll(&mut [&mut this.case], cx).map(|_| ())
+    }
+}
+
+impl Drop for WaitGroupWait<'_> {
+    fn drop(&mut self) {
+        self.op.cancel(&mut [&mut self.case]);
+    }
+}
+
+/// A wait on a WaitGroup, as a case of the engine.
+struct WaitCase<'a> {
+    wg: &'a WaitGroup,
+    entry: Option<Arc<Waiter>>,
+}
+
+impl Case for WaitCase<'_> {
+    fn try_now(&mut self) -> bool {
+        self.wg.count() == 0
+    }
+    fn is_nil(&self) -> bool {
+        false
+    }
+    fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+        let mut st = self.wg.res.sync.wait_group();
+        if st.count == 0 {
+            return false;
+        }
+        st.queue.push_back((waiter.clone(), index));
+        drop(st);
+        self.wg.res.waiters.record(wait::current_id());
+        self.entry = Some(waiter.clone());
+        true
+    }
+    fn dequeue(&mut self) {
+        if let Some(me) = self.entry.take() {
+            dequeue(&mut self.wg.res.sync.wait_group().queue, &me, |(w, _)| w);
+        }
+    }
+    fn collect(&mut self) {
+        self.entry = None;
+    }
+    fn abandon(&mut self) {
+        self.entry = None;
+    }
+    fn reason(&self) -> WaitReason {
+        WaitReason::WaitGroupWait
+    }
+    fn resource(&self) -> Option<StdArc<Resource>> {
+        Some(self.wg.res.clone())
+    }
+}
