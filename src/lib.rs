@@ -13,7 +13,7 @@
 //!
 //! goroutine 1 [chan receive]:
 //! app::main::{{closure}}(...)
-//! 	src/main.rs:4 +0x51
+//!     src/main.rs:4 +0x51
 //! ```
 //!
 //! and dump every task in Go's formats (`dump::text` debug=1 and debug=2,

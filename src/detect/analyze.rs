@@ -559,6 +559,6 @@ fn leak_suspects(s: &Snapshot, leak_after: Duration, skip: &HashSet<TaskId>) -> 
             }
         })
         .collect();
-    out.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()));
+    out.sort_by_key(|f| std::cmp::Reverse(f.tasks.len()));
     out
 }

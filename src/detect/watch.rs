@@ -144,10 +144,13 @@ pub(crate) fn on_senders_gone(receivers: &[u64]) {
 
 // ------------------------------------------------------------------ watchdog
 
+/// The main task's wait last found not stuck (its `seq`), when to look again,
+/// and the current back-off.
+type Quiet = Option<(u64, Instant, Duration)>;
+
 struct Watched {
     group: Weak<Group>,
-    /// The main task's wait last found not stuck, and when to look again.
-    quiet: Option<(u64, Instant, Duration)>,
+    quiet: Quiet,
 }
 
 static WATCHED: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
@@ -169,7 +172,7 @@ fn watchdog() {
     let list = &WATCHED;
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let groups: Vec<(Arc<Group>, Option<(u64, Instant, Duration)>)> = {
+        let groups: Vec<(Arc<Group>, Quiet)> = {
             let mut l = lock(list);
             l.retain(|w| w.group.strong_count() > 0);
             l.iter().filter_map(|w| w.group.upgrade().map(|g| (g, w.quiet))).collect()
@@ -186,7 +189,7 @@ fn watchdog() {
 
 /// Looks for the main task in a stuck set; returns when to look again at
 /// the same wait (exponential back-off while it is not stuck).
-fn check_main(group: &Arc<Group>, quiet: Option<(u64, Instant, Duration)>) -> Option<(u64, Instant, Duration)> {
+fn check_main(group: &Arc<Group>, quiet: Quiet) -> Quiet {
     let main = group.main()?;
     if !group.is_detecting() {
         return None;

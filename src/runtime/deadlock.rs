@@ -34,7 +34,10 @@ pub const PARTIAL_HEADER: &str = "fatal error: the main task is deadlocked";
 /// A deadlock that stopped [`Runtime::block_on`](crate::Runtime::block_on):
 /// every task involved, and the report [`run`](crate::run) prints.
 #[derive(Clone)]
-pub struct Deadlock {
+pub struct Deadlock(Box<Inner>);
+
+#[derive(Clone)]
+struct Inner {
     tasks: Vec<TaskInfo>,
     global: bool,
     report: String,
@@ -44,7 +47,7 @@ pub struct Deadlock {
 impl Deadlock {
     pub(crate) fn global(snapshot: Snapshot) -> Deadlock {
         let report = format!("{GLOBAL_HEADER}\n\n{}", crate::dump::text(&snapshot, 2));
-        Deadlock { tasks: snapshot.tasks, global: true, report, finding: None }
+        Deadlock(Box::new(Inner { tasks: snapshot.tasks, global: true, report, finding: None }))
     }
 
     /// A partial deadlock involving the main task: the finding, and a dump of
@@ -58,33 +61,33 @@ impl Deadlock {
         };
         let report =
             format!("{PARTIAL_HEADER} ({certainty})\n\n{}\n\n{}", finding.explanation, crate::dump::text(&involved, 2));
-        Deadlock { tasks: involved.tasks, global: false, report, finding: Some(finding) }
+        Deadlock(Box::new(Inner { tasks: involved.tasks, global: false, report, finding: Some(finding) }))
     }
 
     /// The finding behind a partial deadlock (none for a global one).
     pub fn finding(&self) -> Option<&Finding> {
-        self.finding.as_ref()
+        self.0.finding.as_ref()
     }
 
     /// The tasks in the deadlock (for a global one: every task of the runtime).
     pub fn tasks(&self) -> &[TaskInfo] {
-        &self.tasks
+        &self.0.tasks
     }
 
     /// True when no task of the runtime could make progress (Go's verdict).
     pub fn is_global(&self) -> bool {
-        self.global
+        self.0.global
     }
 
     /// The full report, as [`run`](crate::run) prints it.
     pub fn report(&self) -> &str {
-        &self.report
+        &self.0.report
     }
 }
 
 impl fmt::Display for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.report)
+        f.write_str(&self.0.report)
     }
 }
 
