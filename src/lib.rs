@@ -33,6 +33,7 @@
 extern crate self as parkwatch;
 
 mod chan;
+pub mod context;
 mod detect;
 pub mod dump;
 mod error;

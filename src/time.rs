@@ -114,7 +114,7 @@ fn arm<T>(c: &crate::Chan<T>, armed: bool) {
 
 /// Runs a timer as a plain tokio task (not a parkwatch task: timers are not
 /// tasks), or on a small thread when called outside any runtime.
-fn start_timer(fut: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn start_timer(fut: impl Future<Output = ()> + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(h) => {
             h.spawn(fut);

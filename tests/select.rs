@@ -83,7 +83,7 @@ fn typecheck_snippet(name: &str, src: &str) -> Result<(), String> {
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    rlibs.sort_by(|a, b| b.0.cmp(&a.0));
+    rlibs.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut control_errors = String::new();
     for (_, rlib) in rlibs.iter().take(4) {
         match rustc_check(&format!("{name}_control"), CONTROL_SNIPPET, rlib, deps) {

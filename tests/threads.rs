@@ -80,7 +80,7 @@ fn registered_thread_inside_runtime_has_parent_and_runtime() {
 
 #[test]
 fn plain_std_thread_is_not_a_task() {
-    let t = std::thread::spawn(|| parkwatch::task::id());
+    let t = std::thread::spawn(parkwatch::task::id);
     assert_eq!(t.join().unwrap(), None);
 }
 
