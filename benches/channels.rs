@@ -45,6 +45,10 @@
 //! `--no-warmup`, `--parkwatch-only` (only the parkwatch cells, in this
 //! process: for profiling), `--parkwatch-serve` (internal: the stacks-off child).
 
+// The peers' trait asks for `Send` futures explicitly (`-> impl Future + Send`),
+// which `async fn` in the impls would only imply.
+#![allow(clippy::manual_async_fn)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
@@ -770,8 +774,7 @@ fn calibrate(o: &Opts, runners: &[Runner<'_>]) -> Option<f64> {
     let mut worst: Option<f64> = None;
     for r in runners.iter().filter(|r| r.local) {
         let mut n = 2_000;
-        loop {
-            let Some(ns) = (r.run)(n) else { break };
+        while let Some(ns) = (r.run)(n) {
             if ns * n as f64 >= 20e6 || n >= o.n_max {
                 worst = Some(worst.map_or(ns, |w: f64| w.max(ns)));
                 break;
