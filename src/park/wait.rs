@@ -123,6 +123,20 @@ pub(crate) fn note(n: Note<'_>) {
     });
 }
 
+/// Takes back the note of wait `key` made in this poll (its operation
+/// completed after all instead of parking).
+pub(crate) fn retract(key: u64) {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(cur) = c.borrow_mut().as_mut() {
+            let mut wait = lock(&cur.record.wait);
+            if wait.as_ref().is_some_and(|w| w.key == key) {
+                *wait = None;
+                cur.noted = false;
+            }
+        }
+    });
+}
+
 /// Forgets the current task's wait (it is running again).
 pub(crate) fn clear_current_wait() {
     let _ = CURRENT.try_with(|c| {

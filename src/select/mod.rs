@@ -129,13 +129,23 @@ impl Operation {
                 return Poll::Pending;
             }
             let waiter = Waiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+            // Say what we wait on before a counterpart can see (and wake) us,
+            // so its wake-up finds the task parked rather than still running.
+            self.record_wait(cases, waiter.key);
             if Self::park(cases, &waiter) {
                 self.waiter = Some(waiter);
+                return Poll::Pending;
             }
+            wait::retract(waiter.key);
         }
     }
 
     /// Runs the operation to completion on the calling OS thread.
+    ///
+    /// Once its cells are enqueued, the thread first waits for a counterpart
+    /// by spinning, then yielding (as crossbeam's `Backoff` does) — a
+    /// counterpart on another core usually arrives within microseconds — and
+    /// only then parks, which is when the registry counts it as blocked.
     pub(crate) fn block(&mut self, cases: &mut [&mut dyn Case]) -> Option<usize> {
         loop {
             if let Some(i) = Self::try_cases(cases) {
@@ -143,6 +153,14 @@ impl Operation {
             }
             if self.has_default {
                 return None;
+            }
+            // A buffered channel often has room (or a value) a moment later.
+            let mut chosen = None;
+            if Self::spin_until(&mut || {
+                chosen = Self::try_cases(cases);
+                chosen.is_some()
+            }) {
+                return chosen;
             }
             let task = wait::current();
             let waiter = Waiter::new(Notifier::Thread { thread: thread::current(), task });
@@ -152,11 +170,29 @@ impl Operation {
             if !Self::park(cases, &waiter) {
                 continue;
             }
-            let key = waiter.key;
-            self.block_until(cases, key, || matches!(waiter.selection(), Selection::Done(_)));
+            let done = || matches!(waiter.selection(), Selection::Done(_));
+            if !Self::spin_until(&mut || done()) {
+                self.block_until(cases, waiter.key, done);
+            }
             let Selection::Done(i) = waiter.selection() else { unreachable!() };
             return Some(self.finish(cases, i));
         }
+    }
+
+    /// Spins, then yields, for a few microseconds until `done()`; false if it
+    /// still is not (never spins under loom, whose threads must park).
+    fn spin_until(done: &mut impl FnMut() -> bool) -> bool {
+        if cfg!(loom) {
+            return false;
+        }
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            backoff.snooze();
+            if done() {
+                return true;
+            }
+        }
+        false
     }
 
     fn block_until(&self, cases: &[&mut dyn Case], key: u64, done: impl Fn() -> bool) {

@@ -142,7 +142,7 @@ pub(crate) struct WaitInfo {
     pub(crate) since: Instant,
     /// What it waits on, each with its activity count when the task parked
     /// and the operation waiting on it.
-    pub(crate) resources: Vec<(Arc<Resource>, u64, WaitReason)>,
+    pub(crate) resources: smallvec::SmallVec<[(Arc<Resource>, u64, WaitReason); 2]>,
     pub(crate) stack: Option<Arc<Stack>>,
     pub(crate) stack_sampled: bool,
     /// A timer may complete it (sleep, a select on an armed timer channel).
