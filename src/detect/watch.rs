@@ -191,7 +191,7 @@ fn watchdog() {
 /// the same wait (exponential back-off while it is not stuck).
 fn check_main(group: &Arc<Group>, quiet: Quiet) -> Quiet {
     let main = group.main()?;
-    if !group.is_detecting() {
+    if !group.is_detecting() || !group.probable_is_fatal.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
     let record = registry::get(main.0)?;

@@ -23,7 +23,11 @@ static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 ///
 /// On a global deadlock it prints `fatal error: all tasks are asleep -
 /// deadlock!`, a blank line and every task's stack (the debug=2 dump) to
-/// stderr, and exits the process with status 2, as Go does.
+/// stderr, and exits the process with status 2, as Go does. A *definite*
+/// partial deadlock of the main task (a lock cycle, an orphaned wait) ends it
+/// the same way, with the finding; a merely *probable* one does not (a
+/// service is not killed on evidence: use [`Runtime::block_on`] or the probe
+/// for that).
 ///
 /// ```
 /// let v = parkwatch::run(async { 7 });
@@ -32,6 +36,7 @@ static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 #[track_caller]
 pub fn run<F: Future>(fut: F) -> F::Output {
     let rt = Runtime::new().expect("parkwatch: cannot start the runtime");
+    rt.group.probable_is_fatal.store(false, std::sync::atomic::Ordering::Relaxed);
     match rt.block_on_at(fut, std::panic::Location::caller()) {
         Ok(v) => v,
         Err(deadlock) => {
@@ -83,7 +88,12 @@ impl Builder {
         self.stuck_grace = d;
         self
     }
-    /// Serve the debug endpoints on `addr` while the runtime lives.
+    /// Serve the debug endpoints ([`crate::server`]) on `addr` while the
+    /// runtime lives, on a thread and tokio runtime of their own, with this
+    /// builder's `leak_after` and `stuck_grace` and the token from
+    /// `PARKWATCH_TOKEN` if set. Port 0 picks a free port
+    /// ([`Runtime::server_addr`] tells which). Without the `server` feature,
+    /// [`build`](Builder::build) fails.
     pub fn serve(mut self, addr: std::net::SocketAddr) -> Builder {
         self.serve = Some(addr);
         self
@@ -106,7 +116,30 @@ impl Builder {
             tokio.on_thread_start(move || task::set_thread_runtime(g.clone()));
         }
         let rt = tokio.build()?;
-        Ok(Runtime { rt: Some(rt), group, serve: self.serve })
+        #[cfg(feature = "server")]
+        let server = match self.serve {
+            Some(addr) => Some(
+                crate::server::ServerBuilder::new()
+                    .addr(addr)
+                    .leak_after(self.leak_after)
+                    .grace(self.stuck_grace)
+                    .start()?,
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "server"))]
+        if self.serve.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "parkwatch: Builder::serve needs the `server` feature",
+            ));
+        }
+        Ok(Runtime {
+            rt: Some(rt),
+            group,
+            #[cfg(feature = "server")]
+            server,
+        })
     }
 }
 
@@ -114,8 +147,9 @@ impl Builder {
 pub struct Runtime {
     rt: Option<tokio::runtime::Runtime>,
     group: Arc<Group>,
-    #[allow(dead_code)]
-    serve: Option<std::net::SocketAddr>,
+    /// The debug server of [`Builder::serve`], stopped when the runtime drops.
+    #[cfg(feature = "server")]
+    server: Option<crate::server::Server>,
 }
 
 impl Runtime {
@@ -129,8 +163,10 @@ impl Runtime {
         Builder::new()
     }
 
-    /// Runs `fut` as the main task until it completes, or until a global
-    /// deadlock, which is returned as `Err` instead of exiting the process.
+    /// Runs `fut` as the main task until it completes, or until it deadlocks:
+    /// a global deadlock, or a definite or probable partial deadlock that
+    /// involves the main task (other tasks may still run), returned as `Err`
+    /// instead of exiting the process.
     ///
     /// ```
     /// let rt = parkwatch::Runtime::new().unwrap();
@@ -176,10 +212,20 @@ impl Runtime {
     pub fn id(&self) -> u64 {
         self.group.id
     }
+
+    /// The address the debug server of [`Builder::serve`] listens on.
+    #[cfg(feature = "server")]
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().map(crate::server::Server::local_addr)
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        #[cfg(feature = "server")]
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
         self.group.stop_detecting();
         // Dropping tokio's runtime drops every task still parked, which takes
         // them out of the registry before this returns.

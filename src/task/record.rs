@@ -59,6 +59,9 @@ pub(crate) struct Group {
     pub(crate) grace: std::time::Duration,
     /// Set by the deadlock check when every task is parked; cleared when one wakes.
     dead: std::sync::atomic::AtomicBool,
+    /// Whether a probable deadlock of the main task ends `block_on` (true),
+    /// or only proven ones do (`run`: a service is not killed on evidence).
+    pub(crate) probable_is_fatal: std::sync::atomic::AtomicBool,
 }
 
 impl Group {
@@ -77,6 +80,7 @@ impl Group {
             leak_after,
             grace,
             dead: std::sync::atomic::AtomicBool::new(false),
+            probable_is_fatal: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
