@@ -388,12 +388,23 @@ impl Snapshot {
 /// });
 /// ```
 pub fn snapshot() -> Snapshot {
-    snapshot_where(|_| true)
+    snapshot_where(Stacks::Resolved, |_| true)
+}
+
+/// Whether a snapshot resolves stacks to frames (dumps need them; detectors
+/// do not, and resolving is the slow part of a snapshot the first time).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Stacks {
+    Resolved,
+    Skipped,
 }
 
 /// A snapshot of the tasks `keep` accepts (the resources they wait on, read
 /// after every task, as `analyze` requires).
-pub(crate) fn snapshot_where(mut keep: impl FnMut(&crate::task::record::TaskRecord) -> bool) -> Snapshot {
+pub(crate) fn snapshot_where(
+    stacks: Stacks,
+    mut keep: impl FnMut(&crate::task::record::TaskRecord) -> bool,
+) -> Snapshot {
     let now = std::time::Instant::now();
     let mut tasks = Vec::with_capacity(crate::task::registry::len());
     let mut resources = std::collections::BTreeMap::new();
@@ -410,7 +421,7 @@ pub(crate) fn snapshot_where(mut keep: impl FnMut(&crate::task::record::TaskReco
                 resources.entry(res.id).or_insert_with(|| res.clone());
             }
         }
-        tasks.push(task_info(r, now));
+        tasks.push(task_info(r, now, stacks));
     });
     tasks.sort_by_key(|t| t.id);
     let resources = resources.values().map(|r| resource_info(r)).collect();
@@ -482,7 +493,7 @@ pub(crate) fn resource_info(r: &crate::park::resource::Resource) -> ResourceInfo
 }
 
 /// What the registry knows of one task, as of `now`.
-pub(crate) fn task_info(r: &crate::task::record::TaskRecord, now: std::time::Instant) -> TaskInfo {
+pub(crate) fn task_info(r: &crate::task::record::TaskRecord, now: std::time::Instant, stacks: Stacks) -> TaskInfo {
     use crate::task::record::{NOTIFIED, PARKED, RUNNING};
     let run = r.run_state();
     let wait = crate::shim::lock(&r.wait);
@@ -502,7 +513,11 @@ pub(crate) fn task_info(r: &crate::task::record::TaskRecord, now: std::time::Ins
         parked_for: parked.map(|w| now.saturating_duration_since(w.since)),
         spawned_at: Location::from_std(r.spawned_at),
         parked_at: parked.map(|w| Location::from_std(w.site)),
-        stack: parked.and_then(|w| w.stack.as_ref()).map(|s| s.frames().to_vec()).unwrap_or_default(),
+        stack: parked
+            .and_then(|w| w.stack.as_ref())
+            .filter(|_| stacks == Stacks::Resolved)
+            .map(|s| s.frames().to_vec())
+            .unwrap_or_default(),
         kind: r.kind,
         parent: r.parent,
         created_by: r.spawner.as_ref().and_then(|s| s.function()),

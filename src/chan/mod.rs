@@ -30,7 +30,7 @@ use std::task::{Context, Poll};
 
 use self::core::ChanCore;
 use crate::error::{CloseError, SendError, TryRecvError, TrySendError};
-use crate::select::{Operation, RecvCase, SendCase};
+use crate::select::{OneCase, RecvCase, SendCase};
 
 /// Makes a channel of capacity `cap` (Go's `make(chan T, cap)`); 0 is an
 /// unbuffered channel, where a send completes only when a receiver takes the value.
@@ -178,10 +178,7 @@ macro_rules! send_ops {
             /// On a closed channel the value comes back in the error.
             #[track_caller]
             pub fn send(&self, v: T) -> SendFuture<'_, T> {
-                SendFuture {
-                    case: SendCase::on(self.core(), v),
-                    op: Operation::new(false, std::panic::Location::caller()),
-                }
+                SendFuture(OneCase::new(SendCase::on(self.core(), v), std::panic::Location::caller()))
             }
             /// Sends without waiting.
             pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
@@ -193,9 +190,7 @@ macro_rules! send_ops {
             /// Sends `v`, blocking the OS thread.
             #[track_caller]
             pub fn send_blocking(&self, v: T) -> Result<(), SendError<T>> {
-                let mut case = SendCase::on(self.core(), v);
-                Operation::new(false, std::panic::Location::caller()).block(&mut [&mut case]);
-                case.into_result()
+                OneCase::block(SendCase::on(self.core(), v), std::panic::Location::caller()).into_result()
             }
             /// Closes the channel: parked and future receives drain the buffer,
             /// then get `None`; parked and future sends fail with their value.
@@ -219,10 +214,7 @@ macro_rules! recv_ops {
             /// Receives a value, waiting for one; `None` once closed and drained.
             #[track_caller]
             pub fn recv(&self) -> RecvFuture<'_, T> {
-                RecvFuture {
-                    case: RecvCase::on(self.core()),
-                    op: Operation::new(false, std::panic::Location::caller()),
-                }
+                RecvFuture(OneCase::new(RecvCase::on(self.core()), std::panic::Location::caller()))
             }
             /// Receives without waiting.
             pub fn try_recv(&self) -> Result<T, TryRecvError> {
@@ -234,9 +226,7 @@ macro_rules! recv_ops {
             /// Receives, blocking the OS thread; `None` once closed and drained.
             #[track_caller]
             pub fn recv_blocking(&self) -> Option<T> {
-                let mut case = RecvCase::on(self.core());
-                Operation::new(false, std::panic::Location::caller()).block(&mut [&mut case]);
-                case.into_result()
+                OneCase::block(RecvCase::on(self.core()), std::panic::Location::caller()).into_result()
             }
             /// A blocking iterator over received values, ending when the channel
             /// is closed and drained (Go's `for v := range c`).
@@ -292,16 +282,10 @@ impl<S: SendOperand + ?Sized> SendOperand for &S {
 }
 
 /// The future of [`Chan::send`]; cancelling it (dropping it) withdraws the send.
-pub struct SendFuture<'a, T> {
-    case: SendCase<'a, T>,
-    op: Operation,
-}
+pub struct SendFuture<'a, T>(OneCase<SendCase<'a, T>>);
 
 /// The future of [`Chan::recv`]; cancelling it never loses a value.
-pub struct RecvFuture<'a, T> {
-    case: RecvCase<'a, T>,
-    op: Operation,
-}
+pub struct RecvFuture<'a, T>(OneCase<RecvCase<'a, T>>);
 
 // The cases hold no self-references: their cells are heap-allocated.
 impl<T> Unpin for SendFuture<'_, T> {}
@@ -310,30 +294,16 @@ impl<T> Unpin for RecvFuture<'_, T> {}
 impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let polled = this.op.poll(&mut [&mut this.case], cx);
-        polled.map(|_| this.case.take_result().expect("a completed send has a result"))
+        let op = &mut self.0;
+        op.poll_case(cx).map(|()| op.case.take_result().expect("a completed send has a result"))
     }
 }
 
 impl<T> Future for RecvFuture<'_, T> {
     type Output = Option<T>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let polled = this.op.poll(&mut [&mut this.case], cx);
-        polled.map(|_| this.case.take_result().expect("a completed receive has a result"))
-    }
-}
-
-impl<T> Drop for SendFuture<'_, T> {
-    fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
-    }
-}
-
-impl<T> Drop for RecvFuture<'_, T> {
-    fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
+        let op = &mut self.0;
+        op.poll_case(cx).map(|()| op.case.take_result().expect("a completed receive has a result"))
     }
 }
 
@@ -346,8 +316,6 @@ pub struct Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        let mut case = RecvCase::on(self.core);
-        Operation::new(false, self.case_site).block(&mut [&mut case]);
-        case.into_result()
+        OneCase::block(RecvCase::on(self.core), self.case_site).into_result()
     }
 }

@@ -28,7 +28,7 @@ use super::{Certainty, Finding};
 use crate::park::resource::ResourceKind;
 use crate::runtime::deadlock::Deadlock;
 use crate::shim::lock;
-use crate::snapshot::{snapshot_where, Snapshot, WaitReason};
+use crate::snapshot::{snapshot_where, Snapshot, Stacks, WaitReason};
 use crate::task::record::{Group, TaskRecord, PARKED};
 use crate::task::registry;
 
@@ -112,21 +112,25 @@ fn check(group: &Arc<Group>, tasks: &[u64]) {
     if !group.is_detecting() {
         return;
     }
-    let snapshot = snapshot_where(|r| tasks.contains(&r.id.0));
+    let snapshot = snapshot_where(Stacks::Skipped, |r| tasks.contains(&r.id.0));
     let analysis = snapshot.analyze_with(&AnalyzeOptions { grace: Duration::MAX, leak_after: Duration::MAX });
     for f in analysis.deadlocks.into_iter().filter(|f| f.certainty == Certainty::Definite) {
-        report(group, f, &snapshot);
+        report(group, f);
     }
 }
 
-/// Ends the running `block_on` if `finding` involves its main task. A global
-/// deadlock is not reported here: `check_dead` gives that verdict, with Go's report.
-fn report(group: &Group, finding: Finding, snapshot: &Snapshot) {
+/// Ends the running `block_on` if `finding` involves its main task, with a
+/// report whose stacks are resolved now (detection itself never needs them). A
+/// global deadlock is not reported here: `check_dead` gives that verdict, with
+/// Go's report.
+fn report(group: &Group, finding: Finding) {
     if finding.kind == super::FindingKind::GlobalDeadlock {
         return;
     }
     if group.is_detecting() && group.main().is_some_and(|m| finding.tasks.contains(&m)) {
-        group.verdict.give(Deadlock::partial(finding, snapshot));
+        let ids: Vec<u64> = finding.tasks.iter().map(|t| t.0).collect();
+        let involved: Snapshot = snapshot_where(Stacks::Resolved, |r| ids.contains(&r.id.0));
+        group.verdict.give(Deadlock::partial(finding, &involved));
     }
 }
 
@@ -208,12 +212,12 @@ fn check_main(group: &Arc<Group>, quiet: Quiet) -> Quiet {
             return quiet;
         }
     }
-    let snapshot = snapshot_where(|r| r.group.id == group.id);
+    let snapshot = snapshot_where(Stacks::Skipped, |r| r.group.id == group.id);
     let analysis = snapshot.analyze_with(&AnalyzeOptions { grace: group.grace, leak_after: Duration::MAX });
     if let Some(f) =
         analysis.deadlocks.into_iter().find(|f| f.tasks.contains(&main) && f.certainty != Certainty::Suspected)
     {
-        report(group, f, &snapshot);
+        report(group, f);
         return None;
     }
     let backoff = quiet

@@ -149,7 +149,7 @@ pub(crate) fn check_dead(group: &Arc<Group>) {
     }
     group.mark_dead();
     if group.is_detecting() && group.is_dead() {
-        let snapshot = crate::snapshot::snapshot_where(|r| r.group.id == group.id);
+        let snapshot = crate::snapshot::snapshot_where(crate::snapshot::Stacks::Resolved, |r| r.group.id == group.id);
         group.verdict.give(Deadlock::global(snapshot));
     }
 }

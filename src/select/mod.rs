@@ -212,6 +212,37 @@ impl Operation {
     }
 }
 
+/// One blocking operation of a primitive (a send, a receive, a lock, a wait)
+/// as a future: the case and the engine's state. Every primitive's future is
+/// this; dropping it withdraws the operation (see [`Operation::cancel`]).
+pub(crate) struct OneCase<C: Case> {
+    pub(crate) case: C,
+    op: Operation,
+}
+
+impl<C: Case> OneCase<C> {
+    pub(crate) fn new(case: C, site: &'static std::panic::Location<'static>) -> Self {
+        OneCase { case, op: Operation::new(false, site) }
+    }
+
+    /// Polls the operation; `Ready` once the case completed.
+    pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.op.poll(&mut [&mut self.case], cx).map(|_| ())
+    }
+
+    /// Runs the operation on the calling OS thread; returns the completed case.
+    pub(crate) fn block(mut case: C, site: &'static std::panic::Location<'static>) -> C {
+        Operation::new(false, site).block(&mut [&mut case]);
+        case
+    }
+}
+
+impl<C: Case> Drop for OneCase<C> {
+    fn drop(&mut self) {
+        self.op.cancel(&mut [&mut self.case]);
+    }
+}
+
 /// Parks the current task forever: `select! {}` and operations on nil channels.
 #[doc(hidden)]
 pub fn park_forever_blocking(reason: WaitReason) -> ! {

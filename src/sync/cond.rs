@@ -10,7 +10,7 @@ use super::state::{dequeue, SyncState};
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait;
 use crate::park::waiter::Waiter;
-use crate::select::{Case, Operation};
+use crate::select::{Case, OneCase};
 use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
@@ -74,7 +74,7 @@ impl Cond {
         let ticket = self.ticket();
         drop(guard);
         async move {
-            CondWait { case: CondCase { cond: self, ticket, entry: None }, op: Operation::new(false, site) }.await;
+            CondWait(OneCase::new(CondCase { cond: self, ticket, entry: None }, site)).await;
             mutex.lock().await
         }
     }
@@ -86,8 +86,7 @@ impl Cond {
         let mutex: &'a Mutex<T> = guard.mutex;
         let ticket = self.ticket();
         drop(guard);
-        let mut case = CondCase { cond: self, ticket, entry: None };
-        Operation::new(false, site).block(&mut [&mut case]);
+        OneCase::block(CondCase { cond: self, ticket, entry: None }, site);
         mutex.lock_blocking()
     }
 
@@ -168,21 +167,11 @@ impl Case for CondCase<'_> {
     }
 }
 
-struct CondWait<'a> {
-    case: CondCase<'a>,
-    op: Operation,
-}
+struct CondWait<'a>(OneCase<CondCase<'a>>);
 
 impl Future for CondWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        this.op.poll(&mut [&mut this.case], cx).map(|_| ())
-    }
-}
-
-impl Drop for CondWait<'_> {
-    fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
+        self.0.poll_case(cx)
     }
 }

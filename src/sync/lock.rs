@@ -9,7 +9,7 @@ use super::state::{dequeue, Holder, LockWaiter};
 use crate::park::resource::Resource;
 use crate::park::wait;
 use crate::park::waiter::Waiter;
-use crate::select::{Case, Operation};
+use crate::select::{Case, OneCase};
 use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
@@ -90,34 +90,23 @@ pub(crate) fn release(res: &Resource, write: bool, task: u64) {
 }
 
 /// Acquires on the calling OS thread; returns the holder's task id.
-pub(crate) fn acquire_blocking(mut case: LockCase<'_>, site: &'static std::panic::Location<'static>) -> u64 {
-    Operation::new(false, site).block(&mut [&mut case]);
-    case.holder_task()
+pub(crate) fn acquire_blocking(case: LockCase<'_>, site: &'static std::panic::Location<'static>) -> u64 {
+    OneCase::block(case, site).holder_task()
 }
 
 /// The future of an asynchronous acquisition; resolves to the holder's task id.
-pub(crate) struct Acquire<'a> {
-    case: LockCase<'a>,
-    op: Operation,
-}
+pub(crate) struct Acquire<'a>(OneCase<LockCase<'a>>);
 
 impl<'a> Acquire<'a> {
     pub(crate) fn new(case: LockCase<'a>, site: &'static std::panic::Location<'static>) -> Self {
-        Acquire { case, op: Operation::new(false, site) }
+        Acquire(OneCase::new(case, site))
     }
 }
 
 impl Future for Acquire<'_> {
     type Output = u64;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let this = &mut *self;
-        let polled = this.op.poll(&mut [&mut this.case], cx);
-        polled.map(|_| this.case.holder_task())
-    }
-}
-
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
+        let op = &mut self.0;
+        op.poll_case(cx).map(|()| op.case.holder_task())
     }
 }

@@ -9,7 +9,7 @@ use super::state::{dequeue, SyncState};
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait;
 use crate::park::waiter::Waiter;
-use crate::select::{Case, Operation};
+use crate::select::{Case, OneCase};
 use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
@@ -87,17 +87,13 @@ impl WaitGroup {
     /// Waits until the count is zero.
     #[track_caller]
     pub fn wait(&self) -> WaitGroupWait<'_> {
-        WaitGroupWait {
-            case: WaitCase { wg: self, entry: None },
-            op: Operation::new(false, std::panic::Location::caller()),
-        }
+        WaitGroupWait(OneCase::new(WaitCase { wg: self, entry: None }, std::panic::Location::caller()))
     }
 
     /// Blocks the OS thread until the count is zero.
     #[track_caller]
     pub fn wait_blocking(&self) {
-        let mut case = WaitCase { wg: self, entry: None };
-        Operation::new(false, std::panic::Location::caller()).block(&mut [&mut case]);
+        OneCase::block(WaitCase { wg: self, entry: None }, std::panic::Location::caller());
     }
 
     /// The id dumps give this wait group.
@@ -107,27 +103,17 @@ impl WaitGroup {
 }
 
 /// The future of [`WaitGroup::wait`].
-pub struct WaitGroupWait<'a> {
-    case: WaitCase<'a>,
-    op: Operation,
-}
+pub struct WaitGroupWait<'a>(OneCase<WaitCase<'a>>);
 
 impl Future for WaitGroupWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        this.op.poll(&mut [&mut this.case], cx).map(|_| ())
-    }
-}
-
-impl Drop for WaitGroupWait<'_> {
-    fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
+        self.0.poll_case(cx)
     }
 }
 
 /// A wait on a WaitGroup, as a case of the engine.
-struct WaitCase<'a> {
+pub(crate) struct WaitCase<'a> {
     wg: &'a WaitGroup,
     entry: Option<Arc<Waiter>>,
 }
