@@ -405,14 +405,37 @@ pub(crate) fn snapshot_where(
     stacks: Stacks,
     mut keep: impl FnMut(&crate::task::record::TaskRecord) -> bool,
 ) -> Snapshot {
+    snapshot_from(stacks, |f| {
+        crate::task::registry::for_each(|r| {
+            if keep(r) {
+                f(r)
+            }
+        })
+    })
+}
+
+/// A snapshot of the tasks with these ids, looked up one by one: no scan of
+/// the registry, so its cost does not grow with unrelated tasks.
+pub(crate) fn snapshot_of(stacks: Stacks, ids: &[u64]) -> Snapshot {
+    snapshot_from(stacks, |f| {
+        for id in ids {
+            if let Some(r) = crate::task::registry::get(*id) {
+                f(&r);
+            }
+        }
+    })
+}
+
+type Record = std::sync::Arc<crate::task::record::TaskRecord>;
+
+/// Builds a snapshot from the records `each` yields: tasks first, then the
+/// resources they wait on (read after every task, as `analyze` requires).
+fn snapshot_from(stacks: Stacks, each: impl FnOnce(&mut dyn FnMut(&Record))) -> Snapshot {
     let now = std::time::Instant::now();
-    let mut tasks = Vec::with_capacity(crate::task::registry::len());
+    let mut tasks = Vec::new();
     let mut resources = std::collections::BTreeMap::new();
     let mut dead_runtimes = std::collections::BTreeSet::new();
-    crate::task::registry::for_each(|r| {
-        if !keep(r) {
-            return;
-        }
+    each(&mut |r| {
         if r.group.is_dead() {
             dead_runtimes.insert(r.group.id);
         }
@@ -426,9 +449,11 @@ pub(crate) fn snapshot_where(
     tasks.sort_by_key(|t| t.id);
     let resources = resources.values().map(|r| resource_info(r)).collect();
     // A runtime counts as dead only if it still is once everything is read.
-    let dead_runtimes = dead_runtimes.into_iter().filter(|&id| tasks.iter().any(|t| t.runtime == id)).collect();
-    let mut s = Snapshot { taken_at: SystemTime::now(), tasks, resources, dead_runtimes, live: true };
-    s.dead_runtimes.retain(|&id| crate::task::registry::group_is_dead(id));
+    let mut s = Snapshot { taken_at: SystemTime::now(), tasks, resources, dead_runtimes: Vec::new(), live: true };
+    s.dead_runtimes = dead_runtimes
+        .into_iter()
+        .filter(|&id| s.tasks.iter().any(|t| t.runtime == id) && crate::task::registry::group_is_dead(id))
+        .collect();
     s
 }
 

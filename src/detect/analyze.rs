@@ -1,6 +1,6 @@
 //! The detectors, run over a snapshot by [`Snapshot::analyze`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -46,13 +46,14 @@ impl Snapshot {
             a.deadlocks.push(global_finding(self, rt));
         }
         let in_global: HashSet<TaskId> = a.deadlocks.iter().flat_map(|f| f.tasks.iter().copied()).collect();
-        let definite = definite_partial(self, &in_global);
+        let index = lock_index(self);
+        let definite = definite_partial(self, &index, &in_global);
         let mut claimed: HashSet<TaskId> = in_global;
         for f in &definite {
             claimed.extend(f.tasks.iter().copied());
         }
         a.deadlocks.extend(definite);
-        let probable = stuck_sets(self, opts.grace, &claimed);
+        let probable = stuck_sets(self, &index, opts.grace, &claimed);
         for f in &probable {
             claimed.extend(f.tasks.iter().copied());
         }
@@ -164,35 +165,51 @@ impl Blocker {
     }
 }
 
-/// The tasks that must move before `t` can take the lock of `w`; `None` when
-/// not all are known (readers past the named slots, a lock taken outside a task).
-fn lock_blockers(r: &ResourceInfo, t: TaskId, w: &WaitOn) -> Option<Vec<Blocker>> {
-    if r.holders_incomplete {
-        return None;
+/// The blockers of every queued lock waiter: the holders it needs gone and
+/// the nearest waiter ahead of it (a writer waits behind anyone ahead, a
+/// reader behind the nearest writer ahead). The nearest suffices: that one in
+/// turn waits for the rest, so being stuck still flows along the queue, and
+/// the index is built in one pass per lock. `None` when not all blockers are
+/// known (readers past the named slots, a lock taken outside a task).
+type LockIndex = HashMap<(TaskId, ResourceId), Option<Vec<Blocker>>>;
+
+fn lock_index(s: &Snapshot) -> LockIndex {
+    let mut index = LockIndex::new();
+    for r in s.resources().iter().filter(|r| matches!(r.kind, ResourceKind::Mutex | ResourceKind::RwMutex)) {
+        let (mut last_any, mut last_writer): (Option<(TaskId, bool)>, Option<(TaskId, bool)>) = (None, None);
+        for q in &r.queue {
+            let blockers = (!r.holders_incomplete).then(|| {
+                let mut b: Vec<Blocker> = r
+                    .holders
+                    .iter()
+                    .filter(|h| q.write || h.write)
+                    .map(|h| Blocker::Holds { task: h.task, at: h.at.to_string(), write: h.write })
+                    .collect();
+                let ahead = if q.write { last_any } else { last_writer };
+                b.extend(ahead.map(|(task, write)| Blocker::QueuedAhead { task, write }));
+                b
+            });
+            index.insert((q.task, r.id), blockers);
+            last_any = Some((q.task, q.write));
+            if q.write {
+                last_writer = last_any;
+            }
+        }
     }
-    let write = w.op != WaitReason::RwMutexRLock;
-    let pos = r.queue.iter().position(|q| q.task == t)?;
-    let mut out: Vec<Blocker> = r
-        .holders
-        .iter()
-        .filter(|h| write || h.write)
-        .map(|h| Blocker::Holds { task: h.task, at: h.at.to_string(), write: h.write })
-        .collect();
-    out.extend(
-        r.queue[..pos]
-            .iter()
-            .filter(|q| write || q.write)
-            .map(|q| Blocker::QueuedAhead { task: q.task, write: q.write }),
-    );
-    Some(out)
+    index
+}
+
+/// The blockers of `t`'s wait `w` on a lock, from the index.
+fn lock_blockers<'a>(index: &'a LockIndex, t: TaskId, w: &WaitOn) -> Option<&'a Vec<Blocker>> {
+    index.get(&(t, w.resource))?.as_ref()
 }
 
 /// A task parked only on locks, with the blockers of each lock wait.
-fn lock_wait(s: &Snapshot, t: &TaskInfo) -> Option<Vec<(WaitOn, Vec<Blocker>)>> {
+fn lock_wait(index: &LockIndex, t: &TaskInfo) -> Option<Vec<(WaitOn, Vec<Blocker>)>> {
     if !t.blocked || t.waits_on.is_empty() || !t.waits_on.iter().all(|w| is_lock_op(w.op)) {
         return None;
     }
-    t.waits_on.iter().map(|w| Some((*w, lock_blockers(s.resource(w.resource)?, t.id, w)?))).collect()
+    t.waits_on.iter().map(|w| Some((*w, lock_blockers(index, t.id, w)?.clone()))).collect()
 }
 
 /// A task parked only on channel receives whose every sender handle is gone:
@@ -210,9 +227,13 @@ fn orphaned(s: &Snapshot, t: &TaskInfo) -> bool {
 }
 
 /// Lock cycles, orphaned waits, and every lock waiter stuck behind either.
-fn definite_partial(s: &Snapshot, skip: &HashSet<TaskId>) -> Vec<Finding> {
-    let waits: BTreeMap<TaskId, Vec<(WaitOn, Vec<Blocker>)>> =
-        s.tasks().iter().filter(|t| !skip.contains(&t.id)).filter_map(|t| lock_wait(s, t).map(|w| (t.id, w))).collect();
+fn definite_partial(s: &Snapshot, index: &LockIndex, skip: &HashSet<TaskId>) -> Vec<Finding> {
+    let waits: BTreeMap<TaskId, Vec<(WaitOn, Vec<Blocker>)>> = s
+        .tasks()
+        .iter()
+        .filter(|t| !skip.contains(&t.id))
+        .filter_map(|t| lock_wait(index, t).map(|w| (t.id, w)))
+        .collect();
     let orphans: Vec<TaskId> =
         s.tasks().iter().filter(|t| !skip.contains(&t.id) && orphaned(s, t)).map(|t| t.id).collect();
     let cycles = lock_cycles(&waits);
@@ -265,30 +286,29 @@ fn lock_cycles(waits: &BTreeMap<TaskId, Vec<(WaitOn, Vec<Blocker>)>>) -> Vec<Vec
 }
 
 /// Adds to `stuck` every lock waiter that waits behind a stuck task; returns
-/// them with the first stuck task they wait behind.
+/// them with the stuck root they hang off. A worklist over "who waits behind
+/// whom", so each waiter is looked at once.
 fn stuck_behind(
     waits: &BTreeMap<TaskId, Vec<(WaitOn, Vec<Blocker>)>>,
     stuck: &mut HashSet<TaskId>,
 ) -> Vec<(TaskId, TaskId)> {
-    let mut added = Vec::new();
-    loop {
-        let next: Vec<(TaskId, TaskId)> = waits
-            .iter()
-            .filter(|(t, _)| !stuck.contains(t))
-            .filter_map(|(t, ws)| {
-                ws.iter().flat_map(|(_, bs)| bs).map(Blocker::task).find(|b| stuck.contains(b)).map(|b| (*t, b))
-            })
-            .collect();
-        if next.is_empty() {
-            return added;
-        }
-        for (t, b) in next {
-            stuck.insert(t);
-            // Attribute followers to the root finding they hang off.
-            let root = added.iter().find(|(x, _)| *x == b).map_or(b, |(_, r)| *r);
-            added.push((t, root));
+    let mut behind: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+    for (t, ws) in waits {
+        for b in ws.iter().flat_map(|(_, bs)| bs) {
+            behind.entry(b.task()).or_default().push(*t);
         }
     }
+    let mut work: Vec<(TaskId, TaskId)> = stuck.iter().map(|&t| (t, t)).collect();
+    let mut added = Vec::new();
+    while let Some((b, root)) = work.pop() {
+        for &t in behind.get(&b).map_or(&[][..], Vec::as_slice) {
+            if stuck.insert(t) {
+                added.push((t, root));
+                work.push((t, root));
+            }
+        }
+    }
+    added
 }
 
 /// Re-reads the tasks of a definite finding from the live registry: each must
@@ -386,7 +406,7 @@ fn explain_definite(
 
 /// Who could complete `t`'s wait `w`, as far as the resource knows; `None` when
 /// unknown (an escape: somebody we cannot see may act).
-fn known_wakers(s: &Snapshot, t: &TaskInfo, w: &WaitOn) -> Option<Vec<TaskId>> {
+fn known_wakers(s: &Snapshot, index: &LockIndex, t: &TaskInfo, w: &WaitOn) -> Option<Vec<TaskId>> {
     let r = s.resource(w.resource)?;
     if r.timer_armed {
         return None;
@@ -416,7 +436,7 @@ fn known_wakers(s: &Snapshot, t: &TaskInfo, w: &WaitOn) -> Option<Vec<TaskId>> {
             w
         }
         (ResourceKind::Mutex | ResourceKind::RwMutex, _) => {
-            lock_blockers(r, t.id, w)?.iter().map(Blocker::task).collect()
+            lock_blockers(index, t.id, w)?.iter().map(Blocker::task).collect()
         }
         (ResourceKind::WaitGroup { .. } | ResourceKind::Cond, _) => {
             if r.wakers_incomplete {
@@ -434,7 +454,11 @@ fn known_wakers(s: &Snapshot, t: &TaskInfo, w: &WaitOn) -> Option<Vec<TaskId>> {
 
 /// Stuck sets: tasks parked for the grace period with nothing happening on
 /// what they wait for, every known waker of which is in the set or gone.
-fn stuck_sets(s: &Snapshot, grace: Duration, skip: &HashSet<TaskId>) -> Vec<Finding> {
+///
+/// A worklist: a candidate with an unknown waker, or a known waker alive
+/// outside the candidates, escapes; each escape is propagated once to the
+/// candidates that counted on it.
+fn stuck_sets(s: &Snapshot, index: &LockIndex, grace: Duration, skip: &HashSet<TaskId>) -> Vec<Finding> {
     let mut set: BTreeSet<TaskId> = s
         .tasks()
         .iter()
@@ -447,41 +471,64 @@ fn stuck_sets(s: &Snapshot, grace: Duration, skip: &HashSet<TaskId>) -> Vec<Find
         })
         .map(|t| t.id)
         .collect();
-    let escapes = |set: &BTreeSet<TaskId>, t: &TaskInfo| {
-        t.waits_on.iter().any(|w| match known_wakers(s, t, w) {
-            None => true,
-            Some(ws) => ws.iter().any(|u| s.task(*u).is_some() && !set.contains(u)),
+    // Every candidate's known wakers (None: some wait has unknown wakers).
+    let wakers: BTreeMap<TaskId, Option<Vec<TaskId>>> = set
+        .iter()
+        .map(|&id| {
+            let t = s.task(id).expect("candidates come from the snapshot");
+            let all: Option<Vec<Vec<TaskId>>> = t.waits_on.iter().map(|w| known_wakers(s, index, t, w)).collect();
+            (id, all.map(|ws| ws.concat()))
         })
-    };
-    loop {
-        let out: Vec<TaskId> = set.iter().copied().filter(|id| s.task(*id).is_none_or(|t| escapes(&set, t))).collect();
-        if out.is_empty() {
-            break;
-        }
-        for id in out {
-            set.remove(&id);
+        .collect();
+    let mut dependents: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+    let mut work: Vec<TaskId> = Vec::new();
+    for (&t, ws) in &wakers {
+        match ws {
+            None => work.push(t),
+            Some(ws) => {
+                for &u in ws {
+                    if set.contains(&u) {
+                        dependents.entry(u).or_default().push(t);
+                    } else if s.task(u).is_some() {
+                        work.push(t); // a live waker outside the set
+                    }
+                }
+            }
         }
     }
-    components(s, &set).into_iter().map(|c| explain_stuck(s, &c, grace)).collect()
+    while let Some(t) = work.pop() {
+        if set.remove(&t) {
+            work.extend(dependents.get(&t).into_iter().flatten().copied());
+        }
+    }
+    components(s, &set, &wakers).into_iter().map(|c| explain_stuck(s, &c, grace)).collect()
 }
 
-/// Splits a stuck set into groups connected through the resources they wait on.
-fn components(s: &Snapshot, set: &BTreeSet<TaskId>) -> Vec<Vec<TaskId>> {
+/// Splits a stuck set into groups connected through the resources they wait
+/// on and the wakers they count on.
+fn components(
+    s: &Snapshot,
+    set: &BTreeSet<TaskId>,
+    wakers: &BTreeMap<TaskId, Option<Vec<TaskId>>>,
+) -> Vec<Vec<TaskId>> {
     let mut uf = petgraph::unionfind::UnionFind::<usize>::new(set.len());
     let index: BTreeMap<TaskId, usize> = set.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let mut by_resource: BTreeMap<ResourceId, usize> = BTreeMap::new();
     for (&id, &i) in &index {
         let Some(t) = s.task(id) else { continue };
         for w in &t.waits_on {
-            if let Some(&j) = by_resource.get(&w.resource) {
-                uf.union(i, j);
-            } else {
-                by_resource.insert(w.resource, i);
-            }
-            for u in known_wakers(s, t, w).unwrap_or_default() {
-                if let Some(&j) = index.get(&u) {
+            match by_resource.get(&w.resource) {
+                Some(&j) => {
                     uf.union(i, j);
                 }
+                None => {
+                    by_resource.insert(w.resource, i);
+                }
+            }
+        }
+        for u in wakers.get(&id).cloned().flatten().unwrap_or_default() {
+            if let Some(&j) = index.get(&u) {
+                uf.union(i, j);
             }
         }
     }

@@ -19,7 +19,6 @@
 //! A definite (or, for the main task, probable) finding that involves the
 //! main task of a running `block_on` ends it with `Err(Deadlock)`.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use super::{Certainty, Finding};
 use crate::park::resource::ResourceKind;
 use crate::runtime::deadlock::Deadlock;
 use crate::shim::lock;
-use crate::snapshot::{snapshot_where, Snapshot, Stacks, WaitReason};
+use crate::snapshot::{snapshot_of, snapshot_where, Snapshot, Stacks, WaitReason};
 use crate::task::record::{Group, TaskRecord, PARKED};
 use crate::task::registry;
 
@@ -62,8 +61,12 @@ fn is_lock(op: WaitReason) -> bool {
     matches!(op, WaitReason::MutexLock | WaitReason::RwMutexLock | WaitReason::RwMutexRLock)
 }
 
-/// The tasks `record` waits behind on its locks (holders, and queued waiters
-/// ahead of it), read from the locks' live state.
+/// The tasks `record` waits behind on its locks, read from the locks' live
+/// state, as far as finding cycles needs: the holders it needs gone, and for
+/// a reader the nearest writer queued ahead of it (recursive read behind a
+/// queued writer). A writer's cycles all pass through the holders, which it
+/// waits for directly, so the queue is scanned only for readers; the analysis
+/// that verifies a cycle uses every edge.
 fn blockers(record: &TaskRecord) -> Vec<u64> {
     let wait = lock(&record.wait);
     let Some(w) = wait.as_ref() else { return Vec::new() };
@@ -75,36 +78,36 @@ fn blockers(record: &TaskRecord) -> Vec<u64> {
         if write {
             out.extend(st.readers.list().0.iter().map(|h| h.task));
         }
-        for q in st.queue.iter().take_while(|q| q.holder.task != record.id.0) {
-            if write || q.write {
-                out.push(q.holder.task);
-            }
+        if !write {
+            let ahead = st.queue.iter().take_while(|q| q.holder.task != record.id.0).filter(|q| q.write).last();
+            out.extend(ahead.map(|q| q.holder.task));
         }
     }
     out
 }
 
-/// Depth-first walk of "waits behind" through parked lock waiters; returns the
-/// tasks walked if the walk comes back to one of them.
+/// Walks "waits behind" from `start` through parked lock waiters; returns
+/// the tasks reached if their edges contain a cycle (a diamond — two tasks
+/// behind the same one — is not one).
 fn walk(start: &Arc<TaskRecord>) -> Option<Vec<u64>> {
-    let mut seen: BTreeSet<u64> = BTreeSet::from([start.id.0]);
-    let mut stack: Vec<u64> = blockers(start);
-    let mut cyclic = false;
-    while let Some(id) = stack.pop() {
-        if seen.len() > MAX_WALK {
-            return None;
+    let mut g = petgraph::graphmap::DiGraphMap::<u64, ()>::new();
+    g.add_node(start.id.0);
+    let mut stack: Vec<(u64, Vec<u64>)> = vec![(start.id.0, blockers(start))];
+    while let Some((from, next)) = stack.pop() {
+        for id in next {
+            let fresh = !g.contains_node(id);
+            g.add_edge(from, id, ());
+            if g.node_count() > MAX_WALK {
+                return None;
+            }
+            if fresh {
+                if let Some(r) = registry::get(id).filter(|r| r.run_state() == PARKED) {
+                    stack.push((id, blockers(&r)));
+                }
+            }
         }
-        if !seen.insert(id) {
-            cyclic = true;
-            continue;
-        }
-        let Some(r) = registry::get(id) else { continue };
-        if r.run_state() != PARKED {
-            continue;
-        }
-        stack.extend(blockers(&r));
     }
-    cyclic.then(|| seen.into_iter().collect())
+    petgraph::algo::is_cyclic_directed(&g).then(|| g.nodes().collect())
 }
 
 /// Analyses a snapshot of just `tasks` and reports what involves the main task.
@@ -112,7 +115,7 @@ fn check(group: &Arc<Group>, tasks: &[u64]) {
     if !group.is_detecting() {
         return;
     }
-    let snapshot = snapshot_where(Stacks::Skipped, |r| tasks.contains(&r.id.0));
+    let snapshot = snapshot_of(Stacks::Skipped, tasks);
     let analysis = snapshot.analyze_with(&AnalyzeOptions { grace: Duration::MAX, leak_after: Duration::MAX });
     for f in analysis.deadlocks.into_iter().filter(|f| f.certainty == Certainty::Definite) {
         report(group, f);
@@ -129,7 +132,7 @@ fn report(group: &Group, finding: Finding) {
     }
     if group.is_detecting() && group.main().is_some_and(|m| finding.tasks.contains(&m)) {
         let ids: Vec<u64> = finding.tasks.iter().map(|t| t.0).collect();
-        let involved: Snapshot = snapshot_where(Stacks::Resolved, |r| ids.contains(&r.id.0));
+        let involved: Snapshot = snapshot_of(Stacks::Resolved, &ids);
         group.verdict.give(Deadlock::partial(finding, &involved));
     }
 }

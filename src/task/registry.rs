@@ -55,8 +55,3 @@ pub(crate) fn for_each(mut f: impl FnMut(&Arc<TaskRecord>)) {
         f(entry.value());
     }
 }
-
-/// The number of live tasks.
-pub(crate) fn len() -> usize {
-    TASKS.len()
-}
