@@ -34,12 +34,17 @@ extern crate self as parkwatch;
 
 mod chan;
 pub mod context;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod demo;
 mod detect;
 pub mod dump;
 mod error;
 mod park;
 mod runtime;
 mod select;
+#[cfg(feature = "server")]
+pub mod server;
 mod shim;
 mod snapshot;
 mod stack;
@@ -55,9 +60,11 @@ pub use error::{CloseError, SendError, TryRecvError, TrySendError};
 pub use runtime::deadlock::GLOBAL_HEADER;
 pub use runtime::{run, Builder, Deadlock, Runtime};
 pub use select::{Select, SelectedCase};
+#[cfg(feature = "server")]
+pub use server::serve;
 pub use snapshot::{
-    snapshot, Frame, Holder, Location, Queued, ResourceId, ResourceInfo, ResourceKind, Snapshot, TaskId, TaskInfo,
-    TaskKind, TaskState, WaitOn, WaitReason,
+    snapshot, snapshot_with, Frame, Holder, Location, Queued, ResourceId, ResourceInfo, ResourceKind, Snapshot,
+    SnapshotOptions, TaskId, TaskInfo, TaskKind, TaskState, WaitOn, WaitReason,
 };
 pub use task::{spawn, JoinError, JoinHandle};
 

@@ -391,6 +391,32 @@ pub fn snapshot() -> Snapshot {
     snapshot_where(Stacks::Resolved, |_| true)
 }
 
+/// What [`snapshot_with`] covers.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotOptions {
+    /// Only the tasks of this runtime ([`crate::Runtime::id`]); all when `None`.
+    pub runtime: Option<u64>,
+    /// Leave `TaskInfo::stack` empty: much cheaper (resolving symbols is the
+    /// slow part of a snapshot, the first time above all), and all the
+    /// detectors need.
+    pub skip_stacks: bool,
+}
+
+/// A snapshot of part of the process, or without stacks.
+///
+/// ```
+/// let rt = parkwatch::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let opts = parkwatch::SnapshotOptions { runtime: Some(rt.id()), skip_stacks: true };
+///     let s = parkwatch::snapshot_with(&opts);
+///     assert!(s.tasks().iter().all(|t| t.runtime == rt.id()));
+/// }).unwrap();
+/// ```
+pub fn snapshot_with(opts: &SnapshotOptions) -> Snapshot {
+    let stacks = if opts.skip_stacks { Stacks::Skipped } else { Stacks::Resolved };
+    snapshot_where(stacks, |r| opts.runtime.is_none_or(|id| r.group.id == id))
+}
+
 /// Whether a snapshot resolves stacks to frames (dumps need them; detectors
 /// do not, and resolving is the slow part of a snapshot the first time).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -431,11 +457,15 @@ type Record = std::sync::Arc<crate::task::record::TaskRecord>;
 /// Builds a snapshot from the records `each` yields: tasks first, then the
 /// resources they wait on (read after every task, as `analyze` requires).
 fn snapshot_from(stacks: Stacks, each: impl FnOnce(&mut dyn FnMut(&Record))) -> Snapshot {
+    // Copy the records out first: `each` may hold a registry shard lock, and
+    // reading waits and resolving stacks must not stall spawns and exits.
+    let mut records: Vec<Record> = Vec::new();
+    each(&mut |r| records.push(r.clone()));
     let now = std::time::Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks = Vec::with_capacity(records.len());
     let mut resources = std::collections::BTreeMap::new();
     let mut dead_runtimes = std::collections::BTreeSet::new();
-    each(&mut |r| {
+    for r in &records {
         if r.group.is_dead() {
             dead_runtimes.insert(r.group.id);
         }
@@ -445,7 +475,7 @@ fn snapshot_from(stacks: Stacks, each: impl FnOnce(&mut dyn FnMut(&Record))) -> 
             }
         }
         tasks.push(task_info(r, now, stacks));
-    });
+    }
     tasks.sort_by_key(|t| t.id);
     let resources = resources.values().map(|r| resource_info(r)).collect();
     // A runtime counts as dead only if it still is once everything is read.

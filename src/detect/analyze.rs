@@ -124,8 +124,13 @@ fn global_finding(s: &Snapshot, rt: u64) -> Finding {
         "all {} tasks of runtime {rt} are parked and no timer or outside event can wake any of them: ",
         tasks.len()
     );
-    let waits: Vec<String> = tasks.iter().map(|t| describe_wait(s, t)).collect();
+    // Bounded: the dump that goes with it lists every task anyway.
+    const NAMED: usize = 20;
+    let waits: Vec<String> = tasks.iter().take(NAMED).map(|t| describe_wait(s, t)).collect();
     explanation.push_str(&waits.join("; "));
+    if tasks.len() > NAMED {
+        write!(explanation, "; and {} more", tasks.len() - NAMED).unwrap();
+    }
     explanation.push('.');
     Finding {
         certainty: Certainty::Definite,
@@ -176,7 +181,9 @@ type LockIndex = HashMap<(TaskId, ResourceId), Option<Vec<Blocker>>>;
 fn lock_index(s: &Snapshot) -> LockIndex {
     let mut index = LockIndex::new();
     for r in s.resources().iter().filter(|r| matches!(r.kind, ResourceKind::Mutex | ResourceKind::RwMutex)) {
-        let (mut last_any, mut last_writer): (Option<(TaskId, bool)>, Option<(TaskId, bool)>) = (None, None);
+        // The nearest waiter ahead, and the nearest writer ahead: (task, writes).
+        let mut last_any: Option<(TaskId, bool)> = None;
+        let mut last_writer: Option<(TaskId, bool)> = None;
         for q in &r.queue {
             let blockers = (!r.holders_incomplete).then(|| {
                 let mut b: Vec<Blocker> = r
@@ -428,11 +435,15 @@ fn known_wakers(s: &Snapshot, index: &LockIndex, t: &TaskInfo, w: &WaitOn) -> Op
             if r.waiters_incomplete || r.wakers_incomplete {
                 return None;
             }
-            let mut w = others(&r.waiters);
-            w.extend(others(&r.wakers));
-            if w.is_empty() && r.recv_handles > 0 {
+            // The evidence must come from the receiving side: other senders
+            // could only close it, and nobody known having received while a
+            // receiving handle lives says nothing.
+            let receivers = others(&r.waiters);
+            if receivers.is_empty() && r.recv_handles > 0 {
                 return None;
             }
+            let mut w = receivers;
+            w.extend(others(&r.wakers));
             w
         }
         (ResourceKind::Mutex | ResourceKind::RwMutex, _) => {

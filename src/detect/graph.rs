@@ -151,7 +151,9 @@ impl WaitForGraph {
                 }
             }
             if !matches!(r.kind, ResourceKind::Mutex | ResourceKind::RwMutex) {
-                for u in potential_wakers(r) {
+                // A task waiting on `r` cannot wake its own wait: no edge back to it.
+                let waiting = |u: TaskId| s.task(u).is_some_and(|t| t.waits_on.iter().any(|w| w.resource == r.id));
+                for u in potential_wakers(r).filter(|&u| !waiting(u)) {
                     if let Some(t) = s.task(u) {
                         let to = task_node(&mut g, t);
                         let evidence = format!("{} has used {} before and is alive", task_label(t), r.label());

@@ -3,6 +3,7 @@
 
 mod main_attr;
 mod select;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -22,4 +23,10 @@ pub fn select_blocking(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     main_attr::expand(args.into(), item.into()).unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+/// See `parkwatch_probe::test`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).unwrap_or_else(|e| e.to_compile_error()).into()
 }
