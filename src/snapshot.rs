@@ -362,13 +362,10 @@ impl Snapshot {
 
     /// The same snapshot restricted to `keep` tasks (resources kept whole).
     pub fn filter(&self, mut keep: impl FnMut(&TaskInfo) -> bool) -> Snapshot {
-        Snapshot {
-            taken_at: self.taken_at,
-            tasks: self.tasks.iter().filter(|t| keep(t)).cloned().collect(),
-            resources: self.resources.clone(),
-            dead_runtimes: self.dead_runtimes.clone(),
-            live: self.live,
-        }
+        let tasks: Vec<TaskInfo> = self.tasks.iter().filter(|t| keep(t)).cloned().collect();
+        let dead_runtimes =
+            self.dead_runtimes.iter().copied().filter(|id| tasks.iter().any(|t| t.runtime == *id)).collect();
+        Snapshot { taken_at: self.taken_at, tasks, resources: self.resources.clone(), dead_runtimes, live: self.live }
     }
 
     /// Runtimes in a global deadlock at the time of the snapshot.

@@ -40,6 +40,18 @@ impl Snapshot {
 
     /// Runs every detector.
     pub fn analyze_with(&self, opts: &AnalyzeOptions) -> Analysis {
+        // A snapshot read from JSON may be unsorted or repeat ids: analyse a
+        // normalised copy (lookups by id assume sorted, unique ids).
+        let sorted = |v: &[TaskInfo]| v.windows(2).all(|w| w[0].id < w[1].id);
+        let sorted_res = |v: &[ResourceInfo]| v.windows(2).all(|w| w[0].id < w[1].id);
+        if !sorted(&self.tasks) || !sorted_res(&self.resources) {
+            let mut copy = self.clone();
+            copy.tasks.sort_by_key(|t| t.id);
+            copy.tasks.dedup_by_key(|t| t.id);
+            copy.resources.sort_by_key(|r| r.id);
+            copy.resources.dedup_by_key(|r| r.id);
+            return copy.analyze_with(opts);
+        }
         let mut a = Analysis::default();
         for &rt in &self.dead_runtimes {
             a.global_deadlock = true;
@@ -419,27 +431,27 @@ fn known_wakers(s: &Snapshot, index: &LockIndex, t: &TaskInfo, w: &WaitOn) -> Op
         return None;
     }
     let others = |ids: &[TaskId]| ids.iter().copied().filter(|&u| u != t.id).collect::<Vec<_>>();
+    // Live handles on the waking side with no known waker alive: whoever holds
+    // them is unknown (a task that has not used it yet), so there is no evidence.
+    let unknown_holders = |handles: usize, known: &[TaskId]| handles > 0 && !known.iter().any(|u| s.task(*u).is_some());
     let wakers = match (&r.kind, w.op) {
         (ResourceKind::Chan { .. }, WaitReason::ChanReceive) => {
             if r.wakers_incomplete {
                 return None;
             }
-            let w = others(&r.wakers);
-            // Nobody known has sent, yet somebody holds a sending handle: no evidence.
-            if w.is_empty() && r.send_handles > 0 {
+            let senders = others(&r.wakers);
+            if unknown_holders(r.send_handles, &senders) {
                 return None;
             }
-            w
+            senders
         }
         (ResourceKind::Chan { .. }, _) => {
             if r.waiters_incomplete || r.wakers_incomplete {
                 return None;
             }
-            // The evidence must come from the receiving side: other senders
-            // could only close it, and nobody known having received while a
-            // receiving handle lives says nothing.
+            // Receivers wake a sender; other senders could only close.
             let receivers = others(&r.waiters);
-            if receivers.is_empty() && r.recv_handles > 0 {
+            if unknown_holders(r.recv_handles, &receivers) {
                 return None;
             }
             let mut w = receivers;
@@ -449,12 +461,18 @@ fn known_wakers(s: &Snapshot, index: &LockIndex, t: &TaskInfo, w: &WaitOn) -> Op
         (ResourceKind::Mutex | ResourceKind::RwMutex, _) => {
             lock_blockers(index, t.id, w)?.iter().map(Blocker::task).collect()
         }
-        (ResourceKind::WaitGroup { .. } | ResourceKind::Cond, _) => {
-            if r.wakers_incomplete {
+        (ResourceKind::WaitGroup { .. }, _) => {
+            // `send_handles` counts a wait group's handles; the waiter's own is one.
+            let w = others(&r.wakers);
+            if r.wakers_incomplete || w.is_empty() || unknown_holders(r.send_handles.saturating_sub(1), &w) {
                 return None;
             }
+            w
+        }
+        (ResourceKind::Cond, _) => {
+            // No handles to count: the known signallers are the evidence.
             let w = others(&r.wakers);
-            if w.is_empty() {
+            if r.wakers_incomplete || w.is_empty() {
                 return None;
             }
             w
@@ -485,10 +503,10 @@ fn stuck_sets(s: &Snapshot, index: &LockIndex, grace: Duration, skip: &HashSet<T
     // Every candidate's known wakers (None: some wait has unknown wakers).
     let wakers: BTreeMap<TaskId, Option<Vec<TaskId>>> = set
         .iter()
-        .map(|&id| {
-            let t = s.task(id).expect("candidates come from the snapshot");
+        .filter_map(|&id| {
+            let t = s.task(id)?;
             let all: Option<Vec<Vec<TaskId>>> = t.waits_on.iter().map(|w| known_wakers(s, index, t, w)).collect();
-            (id, all.map(|ws| ws.concat()))
+            Some((id, all.map(|ws| ws.concat())))
         })
         .collect();
     let mut dependents: HashMap<TaskId, Vec<TaskId>> = HashMap::new();

@@ -163,6 +163,11 @@ impl Operation {
                 return chosen;
             }
             let task = wait::current();
+            if let Some(t) = &task {
+                // A notification left by an earlier operation that completed
+                // while spinning is stale: from here on, one is for this one.
+                t.enter_running();
+            }
             let waiter = Waiter::new(Notifier::Thread { thread: thread::current(), task });
             if cases.iter().all(|c| c.is_nil()) {
                 self.block_until(cases, 0, || false);

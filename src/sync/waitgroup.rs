@@ -27,9 +27,23 @@ use crate::snapshot::WaitReason;
 ///     wg.wait().await;
 /// });
 /// ```
-#[derive(Clone)]
 pub struct WaitGroup {
     res: StdArc<Resource>,
+}
+
+// Handles are counted (in the resource's `send_handles`): a wait group whose
+// only handle is its waiter's can get no `done` from anyone else.
+impl Clone for WaitGroup {
+    fn clone(&self) -> Self {
+        self.res.send_handles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WaitGroup { res: self.res.clone() }
+    }
+}
+
+impl Drop for WaitGroup {
+    fn drop(&mut self) {
+        self.res.send_handles.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Default for WaitGroup {
@@ -49,7 +63,9 @@ impl WaitGroup {
     /// A wait group with count 0.
     #[track_caller]
     pub fn new() -> WaitGroup {
-        WaitGroup { res: Resource::with_state(ResourceKind::WaitGroup, SyncState::WaitGroup(Default::default())) }
+        let res = Resource::with_state(ResourceKind::WaitGroup, SyncState::WaitGroup(Default::default()));
+        res.send_handles.store(1, std::sync::atomic::Ordering::Relaxed);
+        WaitGroup { res }
     }
 
     /// Adds `delta` (may be negative) to the count; at zero, every waiter is released.
@@ -57,7 +73,6 @@ impl WaitGroup {
     /// Panics if the count goes negative, as Go does ("sync: negative WaitGroup counter").
     pub fn add(&self, delta: isize) {
         self.res.wakers.record(wait::current_id());
-        self.res.bump();
         let mut st = self.res.sync.wait_group();
         let count = st.count + delta;
         if count < 0 {
@@ -66,6 +81,8 @@ impl WaitGroup {
         }
         st.count = count;
         if count == 0 {
+            // Only reaching zero can wake a waiter: that is the activity.
+            self.res.bump();
             for (waiter, case) in std::mem::take(&mut st.queue) {
                 if waiter.try_claim(case) {
                     waiter.finish(case);
