@@ -633,7 +633,7 @@ fn requests_are_answered_while_snapshots_run() {
 /// Run alone (its tasks would change the counts of the other tests):
 /// `cargo test --release --test server -- --ignored hundred_thousand`.
 #[test]
-#[ignore]
+#[ignore = "heavy (100,000 tasks, ~1 GB): run alone in release: cargo test --release --test server hundred_thousand -- --ignored"]
 fn hundred_thousand_tasks_stay_usable() {
     const N: usize = 100_000;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
