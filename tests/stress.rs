@@ -85,28 +85,29 @@ fn time_analyze(s: &parkwatch::Snapshot) -> Duration {
         .unwrap()
 }
 
-/// 4× the input may take at most 8× the time (n log n and noise pass,
-/// quadratic — 16× — does not).
+/// 16× the input may take at most 64× the time: linear (16×) and n log n
+/// pass with room for a loaded machine's noise; quadratic (256×) does not.
+/// (A complexity check, not a speed target: those live in `benches/`.)
 fn assert_near_linear(name: &str, small: Duration, large: Duration) {
     let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
-    assert!(ratio < 8.0, "{name}: 4× the input took {ratio:.1}× the time ({small:?} → {large:?})");
+    assert!(ratio < 64.0, "{name}: 16× the input took {ratio:.1}× the time ({small:?} → {large:?})");
 }
 
 #[test]
 fn analyze_of_a_long_mutex_queue_is_near_linear() {
-    let (a, b) = (snapshot_gen::long_queue(1000), snapshot_gen::long_queue(4000));
+    let (a, b) = (snapshot_gen::long_queue(500), snapshot_gen::long_queue(8000));
     assert_near_linear("one Mutex, k queued", time_analyze(&a), time_analyze(&b));
 }
 
 #[test]
 fn analyze_of_a_pipeline_chain_is_near_linear() {
-    let (a, b) = (snapshot_gen::pipeline_chain(1000), snapshot_gen::pipeline_chain(4000));
+    let (a, b) = (snapshot_gen::pipeline_chain(500), snapshot_gen::pipeline_chain(8000));
     assert_near_linear("pipeline chain", time_analyze(&a), time_analyze(&b));
 }
 
 #[test]
 fn analyze_of_a_lock_chain_is_near_linear() {
-    let (a, b) = (snapshot_gen::lock_chain(1000), snapshot_gen::lock_chain(4000));
+    let (a, b) = (snapshot_gen::lock_chain(500), snapshot_gen::lock_chain(8000));
     assert_near_linear("lock chain", time_analyze(&a), time_analyze(&b));
 }
 

@@ -294,7 +294,7 @@ fn lock_cycles(waits: &BTreeMap<TaskId, Vec<(WaitOn, Vec<Blocker>)>>) -> Vec<Vec
             }
         }
     }
-    petgraph::algo::tarjan_scc(&g)
+    petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .filter(|c| c.len() > 1 || g.contains_edge(c[0], c[0]))
         .map(|mut c| {

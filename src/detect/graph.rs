@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::dot::{Config, Dot};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -174,7 +174,7 @@ impl WaitForGraph {
     /// The cycles: node sets of the strongly connected components with more
     /// than one node, or with a self-loop.
     pub fn cycles(&self) -> Vec<Vec<&WaitForNode>> {
-        tarjan_scc(&self.graph)
+        kosaraju_scc(&self.graph)
             .into_iter()
             .filter(|c| c.len() > 1 || self.graph.contains_edge(c[0], c[0]))
             .map(|c| c.into_iter().map(|n| &self.graph[n]).collect())
@@ -227,7 +227,7 @@ pub(crate) fn potential_wakers(r: &ResourceInfo) -> impl Iterator<Item = TaskId>
 }
 
 fn mark_cycles(g: &mut DiGraph<WaitForNode, WaitForEdge>) {
-    for scc in tarjan_scc(&*g) {
+    for scc in kosaraju_scc(&*g) {
         let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
         if !cyclic {
             continue;

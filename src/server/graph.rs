@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
 use petgraph::Direction;
@@ -118,7 +118,7 @@ fn real_cycles(g: &WaitForGraph) -> (HashMap<EdgeIndex, (bool, bool)>, usize) {
     let filtered = EdgeFiltered::from_fn(graph, |e| !trivial.contains(&e.id()));
     let mut comp = vec![usize::MAX; graph.node_count()];
     let mut cycles = 0;
-    for (i, scc) in tarjan_scc(&filtered).into_iter().enumerate() {
+    for (i, scc) in kosaraju_scc(&filtered).into_iter().enumerate() {
         let cyclic = scc.len() > 1 || graph.edges_connecting(scc[0], scc[0]).any(|e| !trivial.contains(&e.id()));
         if cyclic {
             cycles += 1;
