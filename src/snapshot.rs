@@ -466,12 +466,7 @@ fn snapshot_from(stacks: Stacks, each: impl FnOnce(&mut dyn FnMut(&Record))) -> 
         if r.group.is_dead() {
             dead_runtimes.insert(r.group.id);
         }
-        if let Some(w) = crate::shim::lock(&r.wait).as_ref() {
-            for (res, _, _) in &w.resources {
-                resources.entry(res.id).or_insert_with(|| res.clone());
-            }
-        }
-        tasks.push(task_info(r, now, stacks));
+        tasks.push(task_info(r, now, stacks, &mut resources));
     }
     tasks.sort_by_key(|t| t.id);
     let resources = resources.values().map(|r| resource_info(r)).collect();
@@ -544,19 +539,32 @@ pub(crate) fn resource_info(r: &crate::park::resource::Resource) -> ResourceInfo
     }
 }
 
-/// What the registry knows of one task, as of `now`.
-pub(crate) fn task_info(r: &crate::task::record::TaskRecord, now: std::time::Instant, stacks: Stacks) -> TaskInfo {
+/// What the registry knows of one task, as of `now`; the resources it waits
+/// on are added to `resources` from the same read of its wait (a second read
+/// could see a newer wait and leave `waits_on` pointing at nothing).
+pub(crate) fn task_info(
+    r: &crate::task::record::TaskRecord,
+    now: std::time::Instant,
+    stacks: Stacks,
+    resources: &mut std::collections::BTreeMap<ResourceId, std::sync::Arc<crate::park::resource::Resource>>,
+) -> TaskInfo {
     use crate::task::record::{NOTIFIED, PARKED, RUNNING};
     let run = r.run_state();
     let wait = crate::shim::lock(&r.wait);
+    // The run state is read before the wait: a task seen parked whose wait is
+    // already gone was woken in between.
     let state = match run {
         RUNNING => TaskState::Running,
         NOTIFIED => TaskState::Runnable,
-        PARKED => TaskState::Parked,
+        PARKED if wait.is_some() => TaskState::Parked,
+        PARKED => TaskState::Runnable,
         _ if wait.is_some() => TaskState::Parked,
         _ => TaskState::External,
     };
     let parked = if state == TaskState::Parked { wait.as_ref() } else { None };
+    for (res, _, _) in parked.iter().flat_map(|w| w.resources.iter()) {
+        resources.entry(res.id).or_insert_with(|| res.clone());
+    }
     TaskInfo {
         id: r.id,
         name: r.name.as_deref().map(str::to_owned),
@@ -582,7 +590,7 @@ pub(crate) fn task_info(r: &crate::task::record::TaskRecord, now: std::time::Ins
             .map(|w| w.resources.iter().map(|(res, at, _)| res.activity().saturating_sub(*at)).sum())
             .unwrap_or(0),
         timer_wakeable: parked.is_some_and(|w| w.timer_wakeable),
-        blocked: run == PARKED,
+        blocked: run == PARKED && state == TaskState::Parked,
         park_seq: parked.map_or(0, |w| w.seq),
     }
 }
