@@ -770,7 +770,7 @@ fn child_orphans(m: usize, background: usize) {
 
 #[path = "../fuzz/common/snapshot_gen.rs"]
 mod snapshot_gen;
-use snapshot_gen::{lock_chain, long_queue, pipeline_chain};
+use snapshot_gen::{ab_ba_pairs, lock_chain, long_queue, pipeline_chain};
 
 fn pathological(quick: bool) {
     println!("\n## Pathological cases\n");
@@ -801,6 +801,26 @@ fn pathological(quick: bool) {
             ratio(2)
         );
         prev = Some([cells[0], cells[1], cells[2]]);
+    }
+
+    println!("\n### wait_for_graph() and analyze() on n independent AB-BA lock cycles (ms)\n");
+    println!("| cycles | wait_for_graph() | ratio | analyze() | ratio |");
+    println!("|---|---|---|---|---|");
+    let mut prev: Option<(f64, f64)> = None;
+    for &n in sizes {
+        let s = ab_ba_pairs(n);
+        let t0 = Instant::now();
+        std::hint::black_box(s.wait_for_graph().cycles().len());
+        let g = t0.elapsed().as_secs_f64() * 1e3;
+        let t0 = Instant::now();
+        std::hint::black_box(s.analyze().findings().count());
+        let a = t0.elapsed().as_secs_f64() * 1e3;
+        let r = |x: f64, p: f64| format!("{:.1}×", x / p);
+        match prev {
+            Some((pg, pa)) => println!("| {n} | {g:.1} | {} | {a:.1} | {} |", r(g, pg), r(a, pa)),
+            None => println!("| {n} | {g:.1} | | {a:.1} | |"),
+        }
+        prev = Some((g, a));
     }
 
     println!("\n### Parking k tasks on one Mutex (held by main), with B other tasks parked\n");

@@ -20,6 +20,15 @@ mod snapshot_gen;
 mod chan_model;
 
 /// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
+/// The tests of this file that measure time or CPU, and the ones that load
+/// the machine, take this lock: timings are then not taken beside the
+/// 400,000-message stress run of the same binary.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
@@ -34,6 +43,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 
 #[test]
 fn stress_short_every_message_exactly_once() {
+    let _serial = serial();
     let cfg = stress_impl::Config {
         messages: 400_000,
         round: 40_000,
@@ -95,18 +105,21 @@ fn assert_near_linear(name: &str, small: Duration, large: Duration) {
 
 #[test]
 fn analyze_of_a_long_mutex_queue_is_near_linear() {
+    let _serial = serial();
     let (a, b) = (snapshot_gen::long_queue(500), snapshot_gen::long_queue(8000));
     assert_near_linear("one Mutex, k queued", time_analyze(&a), time_analyze(&b));
 }
 
 #[test]
 fn analyze_of_a_pipeline_chain_is_near_linear() {
+    let _serial = serial();
     let (a, b) = (snapshot_gen::pipeline_chain(500), snapshot_gen::pipeline_chain(8000));
     assert_near_linear("pipeline chain", time_analyze(&a), time_analyze(&b));
 }
 
 #[test]
 fn analyze_of_a_lock_chain_is_near_linear() {
+    let _serial = serial();
     let (a, b) = (snapshot_gen::lock_chain(500), snapshot_gen::lock_chain(8000));
     assert_near_linear("lock chain", time_analyze(&a), time_analyze(&b));
 }
@@ -150,6 +163,7 @@ fn cpu_with_background(background: usize, f: impl AsyncFnOnce() + Send + 'static
 
 #[test]
 fn parking_on_a_contended_mutex_does_not_scan_the_registry() {
+    let _serial = serial();
     let park_50 = async || {
         let m: &'static parkwatch::sync::Mutex<()> = Box::leak(Box::new(parkwatch::sync::Mutex::new(())));
         let g = m.try_lock().unwrap();
@@ -177,6 +191,7 @@ fn parking_on_a_contended_mutex_does_not_scan_the_registry() {
 
 #[test]
 fn dropping_last_senders_does_not_scan_the_registry() {
+    let _serial = serial();
     let drop_200 = async || {
         let mut senders = Vec::new();
         for _ in 0..200 {
@@ -230,4 +245,24 @@ fn wait_for_graph_has_no_cycle_for_a_lone_receiver() {
         })
         .unwrap();
     assert_eq!(cycles, 0, "a single parked receiver and a live sender form no wait-for cycle");
+}
+
+/// `mark_cycles` (src/detect/graph.rs) scans every edge of the graph once per
+/// cyclic strongly connected component: O(cycles × edges). Many independent
+/// real cycles (n AB-BA pairs) make `wait_for_graph()` quadratic.
+#[test]
+fn wait_for_graph_of_many_cycles_is_near_linear() {
+    let _serial = serial();
+    let time_graph = |s: &parkwatch::Snapshot| {
+        (0..3)
+            .map(|_| {
+                let t0 = Instant::now();
+                std::hint::black_box(s.wait_for_graph().cycles().len());
+                t0.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (a, b) = (snapshot_gen::ab_ba_pairs(250), snapshot_gen::ab_ba_pairs(4000));
+    assert_near_linear("AB-BA pairs in the graph", time_graph(&a), time_graph(&b));
 }

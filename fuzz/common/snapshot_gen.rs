@@ -568,3 +568,24 @@ pub fn long_queue(k: u64) -> Snapshot {
     }
     build_snapshot(tasks, vec![r])
 }
+
+/// `n` independent AB-BA deadlocks: tasks a and b each hold one Mutex and
+/// wait for the other's (2n tasks, 2n mutexes, n cycles in the wait-for graph).
+pub fn ab_ba_pairs(n: u64) -> Snapshot {
+    use parkwatch::WaitReason::MutexLock;
+    let mut tasks = vec![running_task(1)];
+    let mut res = Vec::new();
+    for i in 0..n {
+        let (a, b) = (2 * i + 2, 2 * i + 3);
+        let (ma, mb) = (100_000 + 2 * i, 100_000 + 2 * i + 1);
+        tasks.push(parked_task(a, MutexLock, vec![(mb, MutexLock)]));
+        tasks.push(parked_task(b, MutexLock, vec![(ma, MutexLock)]));
+        for (m, holder, waiter) in [(ma, a, b), (mb, b, a)] {
+            let mut r = typed_resource(m, ResourceKind::Mutex);
+            r.holders = vec![parkwatch::Holder { task: TaskId(holder), write: true, at: loc(30) }];
+            r.queue = vec![parkwatch::Queued { task: TaskId(waiter), write: true }];
+            res.push(r);
+        }
+    }
+    build_snapshot(tasks, res)
+}

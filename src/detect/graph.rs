@@ -227,19 +227,20 @@ pub(crate) fn potential_wakers(r: &ResourceInfo) -> impl Iterator<Item = TaskId>
 }
 
 fn mark_cycles(g: &mut DiGraph<WaitForNode, WaitForEdge>) {
-    for scc in kosaraju_scc(&*g) {
-        let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
-        if !cyclic {
-            continue;
+    // Each node's cyclic component (if any), then one pass over the edges:
+    // an edge is on a cycle when both ends are in the same cyclic component.
+    let mut component: HashMap<NodeIndex, usize> = HashMap::new();
+    for (i, scc) in kosaraju_scc(&*g).into_iter().enumerate() {
+        if scc.len() > 1 || g.contains_edge(scc[0], scc[0]) {
+            component.extend(scc.into_iter().map(|n| (n, i)));
         }
-        let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
-        let inner: Vec<_> = g
-            .edge_references()
-            .filter(|e| members.contains(&e.source()) && members.contains(&e.target()))
-            .map(|e| e.id())
-            .collect();
-        for e in inner {
-            g[e].in_cycle = true;
-        }
+    }
+    let inner: Vec<_> = g
+        .edge_references()
+        .filter(|e| component.get(&e.source()).is_some_and(|c| component.get(&e.target()) == Some(c)))
+        .map(|e| e.id())
+        .collect();
+    for e in inner {
+        g[e].in_cycle = true;
     }
 }
