@@ -24,7 +24,8 @@
 //!   task notifies its joiners before it leaves the count), so the count never
 //!   touches zero while a wake is owed.
 
-use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Instant;
@@ -153,15 +154,24 @@ pub(crate) struct WaitInfo {
     pub(crate) timer_wakeable: bool,
 }
 
-struct Joiners {
-    finished: bool,
-    wakers: Vec<Waker>,
+/// A task's name behind one thin pointer: 8 bytes in every record instead of
+/// 16, and one more allocation only for the (few) named tasks.
+pub(crate) struct TaskName(Box<Box<str>>);
+
+impl std::ops::Deref for TaskName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The registry's entry for one task.
+///
+/// It is also what the task's parkwatch wakers point to (see `task::waker`),
+/// so it keeps tokio's waker for the task.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
-    pub(crate) name: Option<Box<str>>,
+    pub(crate) name: Option<TaskName>,
     pub(crate) kind: TaskKind,
     pub(crate) spawned_at: &'static std::panic::Location<'static>,
     pub(crate) parent: Option<TaskId>,
@@ -171,12 +181,32 @@ pub(crate) struct TaskRecord {
     run: AtomicU8,
     /// Clones of the task's waker held outside parkwatch (a tokio timer, a
     /// socket, a foreign future): while non-zero the task may wake on its own.
-    outside_wakers: AtomicUsize,
+    outside_wakers: AtomicU32,
     pub(crate) wait: Mutex<Option<WaitInfo>>,
     /// Source of `WaitInfo::seq`.
     pub(crate) next_seq: AtomicU64,
-    joiners: Mutex<Joiners>,
+    /// Wakers of the tasks joining this one, allocated by the first joiner
+    /// (most tasks are never joined while they run; most joined ones, once).
+    joiners: Mutex<Option<Box<smallvec::SmallVec<[Waker; 1]>>>>,
+    /// The task finished: no joiner may register any more. Read and written
+    /// only with `joiners` locked (an atomic only to sit in the record's padding).
+    joiners_closed: AtomicBool,
+    /// A harness (`task::harness::Instrumented`) polls this task; at most one may.
+    harnessed: AtomicBool,
+    /// tokio's waker for the task, as first handed to its harness; see
+    /// [`TaskRecord::tokio_waker`] for who may read and write it.
+    tokio_waker: UnsafeCell<Option<Waker>>,
 }
+
+// SAFETY: every field but `tokio_waker` is `Sync`. `tokio_waker` is written
+// once, by the task's only harness (`harnessed` makes it unique), while no
+// waker pointing at the record exists yet (the harness makes the first one
+// right after writing it); every other access is a read, by that harness or
+// through such a waker, which was handed over after the write (so the write
+// happens before the read). `set_tokio_waker` and `tokio_waker` are `unsafe`
+// with exactly these conditions. `Waker` is `Send + Sync`, so sharing `&Waker`
+// between threads is fine.
+unsafe impl Sync for TaskRecord {}
 
 impl TaskRecord {
     pub(crate) fn new(
@@ -190,18 +220,58 @@ impl TaskRecord {
         group.add_live();
         Arc::new(TaskRecord {
             id: TaskId(NEXT_TASK.fetch_add(1, Ordering::Relaxed)),
-            name,
+            name: name.map(|n| TaskName(Box::new(n))),
             kind,
             spawned_at,
             parent,
             spawner,
             group,
             run: AtomicU8::new(RUNNING),
-            outside_wakers: AtomicUsize::new(0),
+            outside_wakers: AtomicU32::new(0),
             wait: Mutex::new(None),
             next_seq: AtomicU64::new(1),
-            joiners: Mutex::new(Joiners { finished: false, wakers: Vec::new() }),
+            joiners: Mutex::new(None),
+            joiners_closed: AtomicBool::new(false),
+            harnessed: AtomicBool::new(false),
+            tokio_waker: UnsafeCell::new(None),
         })
+    }
+
+    /// Claims the record for a harness; panics if one already has it (the
+    /// `tokio_waker` slot relies on a single writer).
+    pub(crate) fn claim_harness(&self) {
+        assert!(!self.harnessed.swap(true, Ordering::Relaxed), "task {} polled by two harnesses", self.id);
+    }
+
+    /// tokio's waker for the task, if the harness has set it.
+    ///
+    /// # Safety
+    ///
+    /// No `set_tokio_waker` may run concurrently: the caller is the record's
+    /// harness (the only writer, see [`TaskRecord::claim_harness`]), or it
+    /// holds a parkwatch waker pointing at this record (made by
+    /// `waker::root_on_record` after the slot was set, so after the only write).
+    pub(crate) unsafe fn tokio_waker(&self) -> Option<&Waker> {
+        // SAFETY: per this function's contract nobody writes the slot while
+        // the returned borrow (tied to `&self`) lives: it is written only once,
+        // by the harness, before any waker pointing at the record exists.
+        unsafe { (*self.tokio_waker.get()).as_ref() }
+    }
+
+    /// Sets tokio's waker for the task (once).
+    ///
+    /// # Safety
+    ///
+    /// The caller is the record's harness (it called `claim_harness`), the
+    /// slot is empty, and no waker pointing at this record exists, so nobody
+    /// else reads or writes the slot now.
+    pub(crate) unsafe fn set_tokio_waker(&self, waker: Waker) {
+        // SAFETY: per this function's contract the access is exclusive: the
+        // only reads are by the harness (the caller, not borrowing the slot
+        // now) and through wakers pointing at the record, of which none exist.
+        let slot = unsafe { &mut *self.tokio_waker.get() };
+        debug_assert!(slot.is_none(), "tokio waker of task {} set twice", self.id);
+        *slot = Some(waker);
     }
 
     pub(crate) fn run_state(&self) -> u8 {
@@ -254,10 +324,10 @@ impl TaskRecord {
     pub(crate) fn finish(self: &Arc<Self>) {
         let wakers = {
             let mut j = lock(&self.joiners);
-            j.finished = true;
-            std::mem::take(&mut j.wakers)
+            self.joiners_closed.store(true, Ordering::Relaxed);
+            j.take()
         };
-        for w in wakers {
+        for w in wakers.into_iter().flat_map(|w| *w) {
             w.wake();
         }
         if self.run.swap(FINISHED, Ordering::SeqCst) != PARKED {
@@ -269,11 +339,12 @@ impl TaskRecord {
     /// Registers `waker` to be woken when the task finishes; false if it already has.
     pub(crate) fn add_joiner(&self, waker: &Waker) -> bool {
         let mut j = lock(&self.joiners);
-        if j.finished {
+        if self.joiners_closed.load(Ordering::Relaxed) {
             return false;
         }
-        if !j.wakers.iter().any(|w| w.will_wake(waker)) {
-            j.wakers.push(waker.clone());
+        let wakers = j.get_or_insert_with(Box::default);
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
         }
         true
     }
@@ -285,7 +356,16 @@ impl TaskRecord {
     }
 
     pub(crate) fn outside_waker_cloned(&self) {
-        self.outside_wakers.fetch_add(1, Ordering::SeqCst);
+        // 2^32 live clones would take 64 GiB of wakers; only leaked (forgotten)
+        // clones can get there. Like `Arc`'s count, abort rather than wrap.
+        if self.outside_wakers.fetch_add(1, Ordering::SeqCst) == u32::MAX {
+            std::process::abort();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn outside_wakers(&self) -> u32 {
+        self.outside_wakers.load(Ordering::SeqCst)
     }
 
     pub(crate) fn outside_waker_dropped(&self) {

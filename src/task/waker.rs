@@ -9,103 +9,236 @@
 //! while it lives; parkwatch's own primitives clone through
 //! [`internal_clone`], which is not counted. Every wake, from any clone, first
 //! tells the record (`TaskRecord::notify`) and then wakes tokio's waker.
+//!
+//! A waker's data pointer is the task's `Arc<TaskRecord>` itself, which keeps
+//! tokio's waker for the task as the harness first saw it (no allocation per
+//! task for the waker). tokio hands a task the same waker at every poll; if a
+//! poll ever brings a different one, the harness points the wakers of that
+//! poll at a separate [`TaskWaker`] (the record and that waker) instead. Each
+//! of the two targets has its own three vtables (root, outside, internal).
 
 use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::record::TaskRecord;
 
-/// What a parkwatch waker points to.
+/// What a parkwatch waker points to when tokio's waker for the task is not
+/// the one kept in its record.
 pub(crate) struct TaskWaker {
     pub(crate) record: Arc<TaskRecord>,
     /// tokio's waker for the task.
     pub(crate) inner: Waker,
 }
 
-impl TaskWaker {
-    fn wake(&self) {
-        self.record.notify();
-        self.inner.wake_by_ref();
+/// What the data pointer of a parkwatch waker points to (as made by
+/// `Arc::into_raw`): a task's record, or a [`TaskWaker`].
+trait Target: Sized + Send + Sync + 'static {
+    /// The vtables of wakers pointing to this type.
+    fn vtables() -> &'static Vtables;
+    fn record(&self) -> &TaskRecord;
+    /// tokio's waker for the task.
+    ///
+    /// # Safety
+    ///
+    /// `self` is reached through a waker with one of `Self::vtables()`.
+    unsafe fn inner(&self) -> Option<&Waker>;
+}
+
+impl Target for TaskRecord {
+    fn vtables() -> &'static Vtables {
+        &ON_RECORD
+    }
+    fn record(&self) -> &TaskRecord {
+        self
+    }
+    unsafe fn inner(&self) -> Option<&Waker> {
+        // SAFETY: a waker pointing at the record is made only by
+        // `root_on_record`, after the harness set the slot (its one write),
+        // and reached this thread after that; so no write runs concurrently.
+        let inner = unsafe { self.tokio_waker() };
+        debug_assert!(inner.is_some(), "waker of task {} made before its tokio waker was set", self.id);
+        inner
     }
 }
 
-/// Makes the root waker handed to the task's future. The harness keeps `data`
+impl Target for TaskWaker {
+    fn vtables() -> &'static Vtables {
+        &ON_WAKER
+    }
+    fn record(&self) -> &TaskRecord {
+        &self.record
+    }
+    unsafe fn inner(&self) -> Option<&Waker> {
+        Some(&self.inner)
+    }
+}
+
+/// Makes the root waker handed to the task's future, pointing at its record.
+/// The root waker itself is not counted as held outside.
+///
+/// # Safety
+///
+/// The record's tokio-waker slot is set (`TaskRecord::set_tokio_waker`): the
+/// wakers made from this one read it from any thread, and it is never written
+/// again.
+pub(crate) unsafe fn root_on_record(record: &Arc<TaskRecord>) -> Waker {
+    root(record)
+}
+
+/// Makes the root waker handed to the task's future, pointing at `data` (for
+/// a poll whose tokio waker is not the record's). The harness keeps `data`
 /// alive; the root waker itself is not counted.
-pub(crate) fn root(data: &Arc<TaskWaker>) -> Waker {
+pub(crate) fn root_on_waker(data: &Arc<TaskWaker>) -> Waker {
+    root(data)
+}
+
+fn root<T: Target>(data: &Arc<T>) -> Waker {
     let ptr = Arc::into_raw(data.clone()) as *const ();
-    // SAFETY: `ptr` comes from `Arc::into_raw` of a `TaskWaker` and owns one
-    // strong count, which the vtable's drop releases; the vtable functions
-    // treat the pointer only as such an `Arc<TaskWaker>`.
-    unsafe { Waker::from_raw(RawWaker::new(ptr, &ROOT)) }
+    // SAFETY: `ptr` comes from `Arc::into_raw` of a `T` and owns one strong
+    // count, which the vtable's drop releases; the functions of `T`'s vtables
+    // treat the pointer only as such an `Arc<T>`. (For a record, the caller of
+    // `root_on_record` guarantees its tokio waker is set, as `T::inner` needs.)
+    unsafe { Waker::from_raw(RawWaker::new(ptr, &T::vtables().root)) }
 }
 
 /// Clones `w` for parkwatch's own use: a parkwatch waker's clone is not
 /// counted as held outside; any other waker is cloned as usual.
 pub(crate) fn internal_clone(w: &Waker) -> Waker {
-    let vt = w.vtable() as *const RawWakerVTable;
-    if std::ptr::eq(vt, &ROOT) || std::ptr::eq(vt, &OUTSIDE) || std::ptr::eq(vt, &INTERNAL) {
-        // SAFETY: a waker with one of our vtables has a data pointer made by
-        // `Arc::into_raw::<TaskWaker>` (see `root`); `new_ref` adds the strong
-        // count the new waker owns.
-        unsafe { Waker::from_raw(RawWaker::new(new_ref(w.data()), &INTERNAL)) }
+    let vt = w.vtable();
+    if ON_RECORD.owns(vt) {
+        // SAFETY: a waker with one of the record vtables has a data pointer
+        // made by `Arc::into_raw::<TaskRecord>` (see `root`) and its tokio
+        // waker set; `new_ref` adds the strong count the new waker owns.
+        unsafe { Waker::from_raw(RawWaker::new(new_ref::<TaskRecord>(w.data()), &ON_RECORD.internal)) }
+    } else if ON_WAKER.owns(vt) {
+        // SAFETY: as above, for a data pointer made by `Arc::into_raw::<TaskWaker>`.
+        unsafe { Waker::from_raw(RawWaker::new(new_ref::<TaskWaker>(w.data()), &ON_WAKER.internal)) }
     } else {
         w.clone()
     }
 }
 
-static ROOT: RawWakerVTable = RawWakerVTable::new(clone_outside, wake_owned, wake_by_ref, drop_plain);
-static OUTSIDE: RawWakerVTable = RawWakerVTable::new(clone_outside, wake_owned_outside, wake_by_ref, drop_outside);
-static INTERNAL: RawWakerVTable = RawWakerVTable::new(clone_internal, wake_owned, wake_by_ref, drop_plain);
+/// The three kinds of parkwatch waker pointing to one [`Target`] type.
+struct Vtables {
+    /// The waker handed to the future: its clones are outside ones.
+    root: RawWakerVTable,
+    /// A clone made outside parkwatch: counted on the record while it lives.
+    outside: RawWakerVTable,
+    /// A clone made by parkwatch's primitives: not counted.
+    internal: RawWakerVTable,
+}
 
-/// Adds a strong count to the `Arc<TaskWaker>` behind `data`, returning it.
-fn new_ref(data: *const ()) -> *const () {
-    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer (every vtable function
-    // receives only pointers made by `root`/`internal_clone`/these clones).
-    unsafe { Arc::increment_strong_count(data as *const TaskWaker) };
+impl Vtables {
+    const fn of<T: Target>() -> Vtables {
+        Vtables {
+            root: RawWakerVTable::new(clone_outside::<T>, wake_owned::<T>, wake_by_ref::<T>, drop_plain::<T>),
+            outside: RawWakerVTable::new(
+                clone_outside::<T>,
+                wake_owned_outside::<T>,
+                wake_by_ref::<T>,
+                drop_outside::<T>,
+            ),
+            internal: RawWakerVTable::new(clone_internal::<T>, wake_owned::<T>, wake_by_ref::<T>, drop_plain::<T>),
+        }
+    }
+
+    fn owns(&self, vt: &RawWakerVTable) -> bool {
+        std::ptr::eq(vt, &self.root) || std::ptr::eq(vt, &self.outside) || std::ptr::eq(vt, &self.internal)
+    }
+}
+
+static ON_RECORD: Vtables = Vtables::of::<TaskRecord>();
+static ON_WAKER: Vtables = Vtables::of::<TaskWaker>();
+
+// Every function below receives, as `data`, only pointers of wakers with one of
+// `T::vtables()` — made by `root`/`internal_clone`/these clones from
+// `Arc::into_raw::<T>` — each owning one strong count of that `Arc<T>`, and
+// with the tokio waker set if `T` is a record. That is their safety contract.
+
+/// Adds a strong count to the `Arc<T>` behind `data`, returning it.
+///
+/// # Safety
+///
+/// `data` is a live `Arc<T>` pointer (see above).
+unsafe fn new_ref<T: Target>(data: *const ()) -> *const () {
+    // SAFETY: `data` came from `Arc::into_raw::<T>` and its waker, which holds
+    // a strong count, is alive during this call.
+    unsafe { Arc::increment_strong_count(data as *const T) };
     data
 }
 
-/// Borrows the `TaskWaker` behind `data`.
-fn borrow<'a>(data: *const ()) -> &'a TaskWaker {
-    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer whose count is held by
-    // the waker being used, which outlives this call.
-    unsafe { &*(data as *const TaskWaker) }
+/// Borrows the `T` behind `data`.
+///
+/// # Safety
+///
+/// `data` is a live `Arc<T>` pointer whose count is held by the waker being
+/// used, which outlives the borrow.
+unsafe fn borrow<'a, T: Target>(data: *const ()) -> &'a T {
+    // SAFETY: per the contract, the pointee is a live `T` kept alive by the
+    // caller's waker for at least `'a`; it is only ever shared.
+    unsafe { &*(data as *const T) }
 }
 
 /// Releases the strong count owned by a waker.
-fn release(data: *const ()) {
-    // SAFETY: the waker being dropped owned exactly this one strong count.
-    unsafe { drop(Arc::from_raw(data as *const TaskWaker)) };
+///
+/// # Safety
+///
+/// The waker being dropped owned exactly this one strong count of `Arc<T>`,
+/// and `data` is not used afterwards.
+unsafe fn release<T: Target>(data: *const ()) {
+    // SAFETY: per the contract, this gives back the count the waker owned.
+    unsafe { drop(Arc::from_raw(data as *const T)) };
 }
 
-fn clone_outside(data: *const ()) -> RawWaker {
-    borrow(data).record.outside_waker_cloned();
-    RawWaker::new(new_ref(data), &OUTSIDE)
+unsafe fn clone_outside<T: Target>(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live waker's pointer (see the contract above).
+    unsafe { borrow::<T>(data) }.record().outside_waker_cloned();
+    // SAFETY: as above; the new count is owned by the returned waker.
+    RawWaker::new(unsafe { new_ref::<T>(data) }, &T::vtables().outside)
 }
 
-fn clone_internal(data: *const ()) -> RawWaker {
-    RawWaker::new(new_ref(data), &INTERNAL)
+unsafe fn clone_internal<T: Target>(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live waker's pointer; the new count is owned by the returned waker.
+    RawWaker::new(unsafe { new_ref::<T>(data) }, &T::vtables().internal)
 }
 
-fn wake_by_ref(data: *const ()) {
-    borrow(data).wake();
+unsafe fn wake_by_ref<T: Target>(data: *const ()) {
+    // SAFETY: `data` is a live waker's pointer, alive for this call.
+    let target = unsafe { borrow::<T>(data) };
+    target.record().notify();
+    // SAFETY: `target` was reached through a waker with one of `T`'s vtables.
+    if let Some(inner) = unsafe { target.inner() } {
+        inner.wake_by_ref();
+    }
 }
 
-fn wake_owned(data: *const ()) {
-    wake_by_ref(data);
-    drop_plain(data);
+unsafe fn wake_owned<T: Target>(data: *const ()) {
+    // SAFETY: the waker being consumed is alive until `drop_plain` releases its count.
+    unsafe {
+        wake_by_ref::<T>(data);
+        drop_plain::<T>(data);
+    }
 }
 
-fn wake_owned_outside(data: *const ()) {
-    wake_by_ref(data);
-    drop_outside(data);
+unsafe fn wake_owned_outside<T: Target>(data: *const ()) {
+    // SAFETY: the waker being consumed (an outside clone) is alive until
+    // `drop_outside` releases its count.
+    unsafe {
+        wake_by_ref::<T>(data);
+        drop_outside::<T>(data);
+    }
 }
 
-fn drop_plain(data: *const ()) {
-    release(data);
+unsafe fn drop_plain<T: Target>(data: *const ()) {
+    // SAFETY: the waker being dropped owns this count and is not used again.
+    unsafe { release::<T>(data) };
 }
 
-fn drop_outside(data: *const ()) {
-    borrow(data).record.outside_waker_dropped();
-    release(data);
+unsafe fn drop_outside<T: Target>(data: *const ()) {
+    // SAFETY: the waker being dropped (an outside clone) is alive until
+    // `release` gives back the count it owns; it is not used again.
+    unsafe {
+        borrow::<T>(data).record().outside_waker_dropped();
+        release::<T>(data);
+    }
 }
