@@ -173,10 +173,13 @@ impl Operation {
             // (an unbuffered one never does until this side parks).
             if cases.iter().any(|c| c.worth_retrying()) {
                 let mut chosen = None;
-                if Self::spin_until(&mut || {
-                    chosen = Self::try_cases(cases);
-                    chosen.is_some()
-                }, YIELDS_BEFORE_PARKING) {
+                if Self::spin_until(
+                    &mut || {
+                        chosen = Self::try_cases(cases);
+                        chosen.is_some()
+                    },
+                    YIELDS_BEFORE_PARKING,
+                ) {
                     return chosen;
                 }
             }
