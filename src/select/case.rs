@@ -43,7 +43,7 @@ pub trait Case {
         true
     }
     /// The channel's identity.
-    fn resource(&self) -> Option<StdArc<Resource>>;
+    fn resource(&self) -> Option<&StdArc<Resource>>;
 }
 
 /// A receive case.
@@ -125,8 +125,8 @@ impl<T> Case for RecvCase<'_, T> {
         }
     }
 
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        self.chan.map(|c| c.resource.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        self.chan.map(|c| &c.resource)
     }
 
     fn worth_retrying(&self) -> bool {
@@ -222,8 +222,8 @@ impl<T> Case for SendCase<'_, T> {
         }
     }
 
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        self.chan.map(|c| c.resource.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        self.chan.map(|c| &c.resource)
     }
 
     fn worth_retrying(&self) -> bool {

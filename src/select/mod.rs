@@ -105,8 +105,8 @@ impl Operation {
     }
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
-    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_>)) {
-        let timer_wakeable = cases.iter().filter_map(|c| c.resource()).any(|r| r.is_timer_armed());
+    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_, '_>)) {
+        let timer_wakeable = cases.iter().any(|c| c.resource().is_some_and(|r| r.is_timer_armed()));
         let mut resources = cases.iter().filter_map(|c| c.resource().map(|r| (r, c.reason())));
         f(Note { key, reason: Self::reason(cases), site: self.site, resources: &mut resources, timer_wakeable });
     }
