@@ -16,6 +16,8 @@ use crate::shim::lock;
 use crate::snapshot::WaitReason;
 use crate::task::record::{TaskRecord, WaitInfo};
 
+type WaitResources = smallvec::SmallVec<[(std::sync::Arc<Resource>, u64, WaitReason); 2]>;
+
 struct Current {
     record: Arc<TaskRecord>,
     /// A wait was noted during the current poll.
@@ -69,31 +71,27 @@ pub(crate) fn current() -> Option<Arc<TaskRecord>> {
 }
 
 /// What a blocked operation waits on.
-pub(crate) struct Note<'a> {
+pub(crate) struct Note<'a, 'r> {
     /// Identifies the operation (its waiter's key); 0 for waits that never end.
     pub(crate) key: u64,
     pub(crate) reason: WaitReason,
     pub(crate) site: &'static std::panic::Location<'static>,
     /// Each resource waited on, with the operation waiting on it (its case's reason).
-    pub(crate) resources: &'a mut dyn Iterator<Item = (std::sync::Arc<Resource>, WaitReason)>,
+    pub(crate) resources: &'a mut dyn Iterator<Item = (&'r std::sync::Arc<Resource>, WaitReason)>,
     pub(crate) timer_wakeable: bool,
 }
 
 /// Records `note` as what the current task waits on (nothing outside a task).
 /// A second note in the same poll (a task awaiting two primitives at once, as
 /// in `join!`) adds its resources to the first.
-pub(crate) fn note(n: Note<'_>) {
+pub(crate) fn note(n: Note<'_, '_>) {
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
         let Some(cur) = cur.as_mut() else { return };
         let mut wait = lock(&cur.record.wait);
-        let with_activity = |(r, op): (std::sync::Arc<Resource>, WaitReason)| {
-            let a = r.activity();
-            (r, a, op)
-        };
         if cur.noted {
             if let Some(w) = wait.as_mut() {
-                w.resources.extend(n.resources.map(with_activity));
+                w.resources.extend(n.resources.map(|(r, op)| (r.clone(), r.activity(), op)));
                 w.timer_wakeable |= n.timer_wakeable;
             }
             return;
@@ -107,13 +105,17 @@ pub(crate) fn note(n: Note<'_>) {
             }
             _ => {
                 let captured = crate::stack::capture(n.site);
+                // A task usually waits on what it waited on last time: keep
+                // those references instead of dropping and cloning them.
+                let mut resources = wait.take().map(|w| w.resources).unwrap_or_default();
+                refill(&mut resources, n.resources);
                 *wait = Some(WaitInfo {
                     key: n.key,
                     seq: cur.record.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     reason: n.reason,
                     site: n.site,
                     since: Instant::now(),
-                    resources: n.resources.map(with_activity).collect(),
+                    resources,
                     stack_sampled: captured.as_ref().is_some_and(|c| c.1),
                     stack: captured.map(|c| c.0),
                     timer_wakeable: n.timer_wakeable,
@@ -121,6 +123,22 @@ pub(crate) fn note(n: Note<'_>) {
             }
         }
     });
+}
+
+/// Makes `kept` the list of `new` resources, each with its activity count
+/// now, reusing the references `kept` already holds to the same resources.
+fn refill(kept: &mut WaitResources, new: &mut dyn Iterator<Item = (&std::sync::Arc<Resource>, WaitReason)>) {
+    let mut len = 0;
+    for (r, op) in new {
+        let entry = (r.activity(), op);
+        match kept.get_mut(len) {
+            Some(k) if std::sync::Arc::ptr_eq(&k.0, r) => (k.1, k.2) = entry,
+            Some(k) => *k = (r.clone(), entry.0, entry.1),
+            None => kept.push((r.clone(), entry.0, entry.1)),
+        }
+        len += 1;
+    }
+    kept.truncate(len);
 }
 
 /// Takes back the note of wait `key` made in this poll (its operation
@@ -150,7 +168,7 @@ pub(crate) fn clear_current_wait() {
 /// Blocks the calling OS thread until `done()` holds, recording `note` as its
 /// wait. `park` is the thread's park primitive (std's or loom's); the thread is
 /// unparked by whoever makes `done()` true.
-pub(crate) fn block_thread(n: Note<'_>, done: impl Fn() -> bool, park: impl Fn()) {
+pub(crate) fn block_thread(n: Note<'_, '_>, done: impl Fn() -> bool, park: impl Fn()) {
     let record = current();
     if record.is_some() {
         note(n);

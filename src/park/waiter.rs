@@ -78,12 +78,33 @@ pub(crate) struct Waiter {
     pub(crate) key: u64,
 }
 
-/// Source of [`Waiter::key`]; touched only when an operation parks.
-static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Blocks of [`Waiter::key`]s handed to threads; touched once per
+/// [`KEY_BLOCK`] parks of a thread, so that parking on two cores does not
+/// contend on one counter.
+static NEXT_KEY_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// A new wait key, for waits that have no waiter (sleeps, joins).
+/// Keys per block.
+const KEY_BLOCK: u64 = 1 << 16;
+
+std::thread_local! {
+    /// The next key of this thread's block, and the end of the block.
+    static KEYS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// A new wait key, unique in the process (for waiters, and for waits that
+/// have none: sleeps, joins). Never 0, which means "a wait that never ends".
 pub(crate) fn next_key() -> u64 {
-    NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    KEYS.try_with(|k| {
+        let (mut next, mut end) = k.get();
+        if next == end {
+            let block = NEXT_KEY_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (next, end) = (block * KEY_BLOCK, (block + 1) * KEY_BLOCK);
+        }
+        k.set((next + 1, end));
+        next
+    })
+    // During thread teardown: a block of its own.
+    .unwrap_or_else(|_| NEXT_KEY_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * KEY_BLOCK)
 }
 
 impl Waiter {

@@ -36,8 +36,14 @@ pub trait Case {
     fn abandon(&mut self);
     /// Go's wait reason for this case alone.
     fn reason(&self) -> WaitReason;
+    /// Whether this case may turn ready while nobody is parked on it, so that
+    /// a blocking operation gains by retrying it before it parks. False for
+    /// an unbuffered channel: a rendezvous needs one side parked.
+    fn worth_retrying(&self) -> bool {
+        true
+    }
     /// The channel's identity.
-    fn resource(&self) -> Option<StdArc<Resource>>;
+    fn resource(&self) -> Option<&StdArc<Resource>>;
 }
 
 /// A receive case.
@@ -119,8 +125,12 @@ impl<T> Case for RecvCase<'_, T> {
         }
     }
 
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        self.chan.map(|c| c.resource.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        self.chan.map(|c| &c.resource)
+    }
+
+    fn worth_retrying(&self) -> bool {
+        self.chan.is_some_and(|c| c.cap() > 0)
     }
 }
 
@@ -212,7 +222,11 @@ impl<T> Case for SendCase<'_, T> {
         }
     }
 
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        self.chan.map(|c| c.resource.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        self.chan.map(|c| &c.resource)
+    }
+
+    fn worth_retrying(&self) -> bool {
+        self.chan.is_some_and(|c| c.cap() > 0)
     }
 }

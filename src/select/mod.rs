@@ -31,6 +31,21 @@ use crate::park::waiter::{Notifier, Selection, Waiter};
 use crate::shim::{thread, Arc};
 use crate::snapshot::WaitReason;
 
+/// How many more times a blocking operation yields the CPU, after a short
+/// spin, retrying before it enqueues itself: none, it only catches a buffer
+/// that a counterpart on another core is about to drain or fill.
+const YIELDS_BEFORE_PARKING: u32 = 0;
+
+/// How many times an enqueued blocking operation yields the CPU waiting for
+/// a counterpart before it sleeps on a futex (as kanal's signals do): waking
+/// a sleeping thread costs 5–30 µs on a VM, and a counterpart that is
+/// runnable gets the core meanwhile. A thread in this phase counts as
+/// running, not blocked: dumps see it parked only once it sleeps.
+const YIELDS_PARKED: u32 = 256;
+
+/// The longest a blocking operation keeps yielding before it parks.
+const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// The state of one (possibly parked) operation over a list of cases.
 pub(crate) struct Operation {
     waiter: Option<Arc<Waiter>>,
@@ -90,8 +105,8 @@ impl Operation {
     }
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
-    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_>)) {
-        let timer_wakeable = cases.iter().filter_map(|c| c.resource()).any(|r| r.is_timer_armed());
+    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_, '_>)) {
+        let timer_wakeable = cases.iter().any(|c| c.resource().is_some_and(|r| r.is_timer_armed()));
         let mut resources = cases.iter().filter_map(|c| c.resource().map(|r| (r, c.reason())));
         f(Note { key, reason: Self::reason(cases), site: self.site, resources: &mut resources, timer_wakeable });
     }
@@ -154,13 +169,19 @@ impl Operation {
             if self.has_default {
                 return None;
             }
-            // A buffered channel often has room (or a value) a moment later.
-            let mut chosen = None;
-            if Self::spin_until(&mut || {
-                chosen = Self::try_cases(cases);
-                chosen.is_some()
-            }) {
-                return chosen;
+            // A buffered channel often has room (or a value) a moment later
+            // (an unbuffered one never does until this side parks).
+            if cases.iter().any(|c| c.worth_retrying()) {
+                let mut chosen = None;
+                if Self::spin_until(
+                    &mut || {
+                        chosen = Self::try_cases(cases);
+                        chosen.is_some()
+                    },
+                    YIELDS_BEFORE_PARKING,
+                ) {
+                    return chosen;
+                }
             }
             let task = wait::current();
             if let Some(t) = &task {
@@ -176,7 +197,7 @@ impl Operation {
                 continue;
             }
             let done = || matches!(waiter.selection(), Selection::Done(_));
-            if !Self::spin_until(&mut || done()) {
+            if !Self::spin_until(&mut || done(), YIELDS_PARKED) {
                 self.block_until(cases, waiter.key, done);
             }
             let Selection::Done(i) = waiter.selection() else { unreachable!() };
@@ -184,9 +205,10 @@ impl Operation {
         }
     }
 
-    /// Spins, then yields, for a few microseconds until `done()`; false if it
-    /// still is not (never spins under loom, whose threads must park).
-    fn spin_until(done: &mut impl FnMut() -> bool) -> bool {
+    /// Spins, then yields, until `done()`, at most `yields` times after the
+    /// spin and for at most [`MAX_YIELDING`]; false if it still is not done (never under loom, whose threads
+    /// must park).
+    fn spin_until(done: &mut impl FnMut() -> bool, yields: u32) -> bool {
         if cfg!(loom) {
             return false;
         }
@@ -195,6 +217,18 @@ impl Operation {
             backoff.snooze();
             if done() {
                 return true;
+            }
+        }
+        // Time-bounded too: on a loaded machine one yield can last a whole
+        // time slice of another process.
+        let start = std::time::Instant::now();
+        for _ in 0..yields {
+            thread::yield_now();
+            if done() {
+                return true;
+            }
+            if start.elapsed() > MAX_YIELDING {
+                break;
             }
         }
         false

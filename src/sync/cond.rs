@@ -162,8 +162,8 @@ impl Case for CondCase<'_> {
     fn reason(&self) -> WaitReason {
         WaitReason::CondWait
     }
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        Some(self.cond.res.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        Some(&self.cond.res)
     }
 }
 

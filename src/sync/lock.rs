@@ -77,8 +77,8 @@ impl Case for LockCase<'_> {
     fn reason(&self) -> WaitReason {
         self.reason
     }
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        Some(self.res.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        Some(self.res)
     }
 }
 

@@ -167,7 +167,7 @@ impl Case for WaitCase<'_> {
     fn reason(&self) -> WaitReason {
         WaitReason::WaitGroupWait
     }
-    fn resource(&self) -> Option<StdArc<Resource>> {
-        Some(self.wg.res.clone())
+    fn resource(&self) -> Option<&StdArc<Resource>> {
+        Some(&self.wg.res)
     }
 }
