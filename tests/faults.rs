@@ -720,13 +720,19 @@ fn garbage_json_is_an_error_not_a_panic() {
     }
 }
 
-/// Writes seed inputs for the `snapshot` fuzz target (mode byte 0 + JSON):
-/// the hand-made edge cases, generated snapshots, and a real snapshot of a
-/// small program. `cargo test --test faults -- --ignored write_fuzz_seeds`.
+/// The seed inputs of the `snapshot` fuzz target (mode byte 0 + JSON): the
+/// hand-made edge cases, generated snapshots, and a real snapshot of a small
+/// program. Each must be what the target expects: a snapshot that parses
+/// (edge cases may be deliberately malformed: they must then be an error,
+/// not a panic). They are written to a temporary directory, or to the
+/// corpus with `PARKWATCH_WRITE_FUZZ_SEEDS=1 cargo test --test faults fuzz_seeds`.
 #[test]
-#[ignore = "a tool, not a test: writes fuzz/corpus/snapshot seeds"]
-fn write_fuzz_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/snapshot");
+fn fuzz_seeds() {
+    let dir = if std::env::var_os("PARKWATCH_WRITE_FUZZ_SEEDS").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/snapshot")
+    } else {
+        std::env::temp_dir().join(format!("parkwatch-fuzz-seeds-{}", std::process::id()))
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, json: &str| {
         let mut bytes = vec![0u8];
@@ -758,4 +764,16 @@ fn write_fuzz_seeds() {
         json
     });
     write("real", &real);
+    let mut parsed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert_eq!(bytes[0], 0, "mode byte");
+        let text = std::str::from_utf8(&bytes[1..]).unwrap();
+        let r = std::panic::catch_unwind(|| serde_json::from_str::<Snapshot>(text).map(|s| s.analyze()));
+        parsed += r.expect("a seed never panics").is_ok() as usize;
+    }
+    assert!(parsed >= 21, "the generated and the real snapshots parse ({parsed} did)");
+    if std::env::var_os("PARKWATCH_WRITE_FUZZ_SEEDS").is_none() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
