@@ -1,8 +1,9 @@
-//! Synchronisation types of the parts that loom model-checks (the waiter and the
-//! channel core). Under `--cfg loom` they are loom's; otherwise std's.
+//! Synchronisation types of the parts that loom model-checks (the waiter, the
+//! channel core and the `sync` primitives). Under `--cfg loom` they are
+//! loom's; otherwise std's.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(loom)]
@@ -64,7 +65,7 @@ pub(crate) mod thread {
 }
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]
@@ -99,8 +100,20 @@ impl<T: ?Sized> Lock for std::sync::Mutex<T> {
         = std::sync::MutexGuard<'a, T>
     where
         T: 'a;
+    /// loom runs a model's threads as coroutines of one OS thread, and a
+    /// thread holding a std mutex can be switched out at a loom operation
+    /// inside its critical section (a task record's `wait` is held while the
+    /// lock state, a loom mutex, is read). Blocking on the std mutex would then
+    /// block the OS thread, hence the whole model, for good: a contended std
+    /// mutex is instead retried, yielding to the other loom threads.
     fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
-        self.lock().unwrap_or_else(|e| e.into_inner())
+        loop {
+            match self.try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => loom::thread::yield_now(),
+            }
+        }
     }
 }
 
@@ -112,5 +125,152 @@ impl<T: ?Sized> Lock for loom::sync::Mutex<T> {
         T: 'a;
     fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
         self.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The data of a `sync::Mutex`/`RwMutex`: a `std::cell::UnsafeCell`, or under
+/// loom loom's, whose accesses loom checks for data races. A guard holds a
+/// [`Access`](cell::Access) for as long as it lives (ending it before it
+/// releases the lock), so under loom two guards whose accesses overlap without
+/// a happens-before between them (the lock failed to exclude a writer, or to
+/// synchronise a hand-over) fail the model. Outside loom an access is nothing.
+pub(crate) mod cell {
+    /// The data cell of a lock.
+    pub(crate) struct DataCell<T: ?Sized> {
+        #[cfg(not(loom))]
+        inner: std::cell::UnsafeCell<T>,
+        #[cfg(loom)]
+        inner: loom::cell::UnsafeCell<T>,
+    }
+
+    impl<T> DataCell<T> {
+        pub(crate) fn new(v: T) -> Self {
+            #[cfg(not(loom))]
+            let inner = std::cell::UnsafeCell::new(v);
+            #[cfg(loom)]
+            let inner = loom::cell::UnsafeCell::new(v);
+            DataCell { inner }
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.inner.into_inner()
+        }
+    }
+
+    impl<T: ?Sized> DataCell<T> {
+        /// The data, through exclusive access to the cell.
+        #[cfg(not(loom))]
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.inner.get_mut()
+        }
+
+        /// The data, through exclusive access to the cell.
+        #[cfg(loom)]
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            // SAFETY: `&mut self` excludes every other access to the cell,
+            // and the reference lives no longer than that borrow.
+            self.inner.with_mut(|p| unsafe { &mut *p })
+        }
+
+        /// Starts an access: shared (a read guard's) or exclusive (`write`).
+        pub(crate) fn access(&self, write: bool) -> Access<T> {
+            #[cfg(not(loom))]
+            {
+                let _ = write;
+                Access(std::marker::PhantomData)
+            }
+            #[cfg(loom)]
+            {
+                Access(Some(if write { Tracked::Write(self.inner.get_mut()) } else { Tracked::Read(self.inner.get()) }))
+            }
+        }
+
+        /// A pointer to the data (outside loom, where accesses are not tracked).
+        #[cfg(not(loom))]
+        fn ptr(&self) -> *mut T {
+            self.inner.get()
+        }
+    }
+
+    /// A guard's access to a [`DataCell`]: nothing outside loom; under loom,
+    /// loom's record of the access, until [`Access::end`].
+    #[cfg(not(loom))]
+    pub(crate) struct Access<T: ?Sized>(std::marker::PhantomData<fn() -> *const T>);
+    #[cfg(loom)]
+    pub(crate) struct Access<T: ?Sized>(Option<Tracked<T>>);
+
+    // SAFETY (loom builds only): as outside loom, where an access is a marker
+    // that is always `Send + Sync`, an access adds nothing to its guard's
+    // auto traits: the guards' own fields and impls carry the data's bounds.
+    // loom's tracking does not depend on the thread that ends an access.
+    #[cfg(loom)]
+    unsafe impl<T: ?Sized> Send for Access<T> {}
+    // SAFETY: as above.
+    #[cfg(loom)]
+    unsafe impl<T: ?Sized> Sync for Access<T> {}
+
+    #[cfg(loom)]
+    enum Tracked<T: ?Sized> {
+        Read(loom::cell::ConstPtr<T>),
+        Write(loom::cell::MutPtr<T>),
+    }
+
+    impl<T: ?Sized> Access<T> {
+        /// The data, shared.
+        ///
+        /// # Safety
+        ///
+        /// `cell` is the cell this access was started on, and no other access
+        /// but shared ones exists while the result lives (the lock is held).
+        pub(crate) unsafe fn get<'a>(&'a self, cell: &'a DataCell<T>) -> &'a T {
+            #[cfg(not(loom))]
+            {
+                // SAFETY: the caller's contract.
+                unsafe { &*cell.ptr() }
+            }
+            #[cfg(loom)]
+            {
+                let _ = cell;
+                // SAFETY: the pointer is `cell`'s (the caller's contract),
+                // which outlives `'a`.
+                match self.0.as_ref().expect("access ended") {
+                    Tracked::Read(p) => unsafe { p.deref() },
+                    Tracked::Write(p) => unsafe { &*p.deref() },
+                }
+            }
+        }
+
+        /// The data, exclusively.
+        ///
+        /// # Safety
+        ///
+        /// `cell` is the cell this exclusive access was started on, and no
+        /// other access exists while the result lives (the lock is held for
+        /// writing by this access's guard alone).
+        pub(crate) unsafe fn get_mut<'a>(&'a mut self, cell: &'a DataCell<T>) -> &'a mut T {
+            #[cfg(not(loom))]
+            {
+                // SAFETY: the caller's contract.
+                unsafe { &mut *cell.ptr() }
+            }
+            #[cfg(loom)]
+            {
+                let _ = cell;
+                match self.0.as_ref().expect("access ended") {
+                    // SAFETY: as in `get`.
+                    Tracked::Write(p) => unsafe { p.deref() },
+                    Tracked::Read(_) => unreachable!("a shared access is never written through"),
+                }
+            }
+        }
+
+        /// Ends the access; a guard calls it before it releases the lock, so
+        /// that the next holder's access does not overlap it.
+        pub(crate) fn end(&mut self) {
+            #[cfg(loom)]
+            {
+                self.0 = None;
+            }
+        }
     }
 }

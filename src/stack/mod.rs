@@ -35,7 +35,8 @@
 //!
 //! Setting `PARKWATCH_BACKTRACE=0` (read once) disables capture: [`capture`]
 //! and [`spawner`] return `None` and dumps fall back to the park and
-//! spawn locations. Under `cfg(loom)` capture is always off.
+//! spawn locations. Under `cfg(loom)` and under Miri (`cfg(miri)`: its
+//! unwinder cannot walk native frames) capture is always off.
 //!
 //! # Trimming
 //!
@@ -120,7 +121,7 @@ fn enabled_by(value: Option<&str>) -> bool {
 /// when it was reused from an earlier capture at the same site (see the
 /// module docs for the policy).
 pub(crate) fn capture(site: &'static Location<'static>) -> Option<(Arc<Stack>, bool)> {
-    if cfg!(loom) || !enabled() {
+    if cfg!(any(loom, miri)) || !enabled() {
         return None;
     }
     let key = site_key(site);
@@ -201,7 +202,7 @@ fn capture_ips() -> Box<[usize]> {
 /// first dump (often a deadlock report) does not pay for it. Once per process.
 pub(crate) fn prewarm() {
     static STARTED: OnceLock<()> = OnceLock::new();
-    if cfg!(loom) || !enabled() {
+    if cfg!(any(loom, miri)) || !enabled() {
         return;
     }
     STARTED.get_or_init(|| {
@@ -219,7 +220,7 @@ pub(crate) fn prewarm() {
 /// The first call for a site costs one capture (a few µs, no symbol
 /// resolution); every later call is a thread-local map lookup.
 pub(crate) fn spawner(site: &'static Location<'static>) -> Option<Arc<Spawner>> {
-    if cfg!(loom) || !enabled() {
+    if cfg!(any(loom, miri)) || !enabled() {
         return None;
     }
     let key = site_key(site);

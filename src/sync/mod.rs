@@ -9,6 +9,9 @@
 
 mod cond;
 mod lock;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_support;
 mod mutex;
 mod once;
 mod rwmutex;

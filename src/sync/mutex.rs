@@ -1,6 +1,5 @@
 //! [`Mutex`]: mutual exclusion (Go's `sync.Mutex`), holding its data like std's.
 
-use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +8,7 @@ use std::task::{Context, Poll};
 use super::lock::{acquire_blocking, release, Acquire, LockCase};
 use super::state::SyncState;
 use crate::park::resource::{Resource, ResourceKind};
+use crate::shim::cell::{Access, DataCell};
 use crate::snapshot::WaitReason;
 
 /// A mutual-exclusion lock. Its holder is known (the task that locked it), and
@@ -25,7 +25,7 @@ use crate::snapshot::WaitReason;
 /// ```
 pub struct Mutex<T: ?Sized> {
     res: Arc<Resource>,
-    data: UnsafeCell<T>,
+    data: DataCell<T>,
 }
 
 // SAFETY: the data is reached only through a guard, and one guard exists at a
@@ -54,7 +54,7 @@ impl<T> Mutex<T> {
     pub fn new(v: T) -> Mutex<T> {
         Mutex {
             res: Resource::with_state(ResourceKind::Mutex, SyncState::Lock(Default::default())),
-            data: UnsafeCell::new(v),
+            data: DataCell::new(v),
         }
     }
 
@@ -77,7 +77,7 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock_blocking(&self) -> MutexGuard<'_, T> {
         let site = std::panic::Location::caller();
         let task = acquire_blocking(self.case(site), site);
-        MutexGuard { mutex: self, task }
+        MutexGuard::new(self, task)
     }
 
     /// Locks if nobody holds it.
@@ -85,7 +85,7 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         use crate::select::Case;
         let mut case = self.case(std::panic::Location::caller());
-        case.try_now().then(|| MutexGuard { mutex: self, task: case.holder_task() })
+        case.try_now().then(|| MutexGuard::new(self, case.holder_task()))
     }
 
     /// The data, through exclusive access (no locking needed).
@@ -113,7 +113,7 @@ impl<'a, T: ?Sized> Future for MutexLock<'a, T> {
     type Output = MutexGuard<'a, T>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<MutexGuard<'a, T>> {
         let mutex = self.mutex;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| MutexGuard { mutex, task })
+        Pin::new(&mut self.acquire).poll(cx).map(|task| MutexGuard::new(mutex, task))
     }
 }
 
@@ -122,6 +122,15 @@ pub struct MutexGuard<'a, T: ?Sized> {
     pub(crate) mutex: &'a Mutex<T>,
     /// The task that locked it.
     task: u64,
+    /// The guard's access to the data (tracked under loom).
+    access: Access<T>,
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The guard of a lock just taken by `task`.
+    fn new(mutex: &'a Mutex<T>, task: u64) -> Self {
+        MutexGuard { mutex, task, access: mutex.data.access(true) }
+    }
 }
 
 // SAFETY: a guard gives `&mut T`; sending it moves that access to another
@@ -132,20 +141,22 @@ impl<T: ?Sized> std::ops::Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: this guard is the only one (the lock is held for it), so no
-        // `&mut T` exists elsewhere.
-        unsafe { &*self.mutex.data.get() }
+        // `&mut T` exists elsewhere; its access was started on this mutex's data.
+        unsafe { self.access.get(&self.mutex.data) }
     }
 }
 
 impl<T: ?Sized> std::ops::DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: this guard is the only one and is borrowed mutably.
-        unsafe { &mut *self.mutex.data.get() }
+        // SAFETY: this guard is the only one and is borrowed mutably; its
+        // access was started, exclusive, on this mutex's data.
+        unsafe { self.access.get_mut(&self.mutex.data) }
     }
 }
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
+        self.access.end();
         release(&self.mutex.res, true, self.task);
     }
 }

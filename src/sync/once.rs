@@ -1,6 +1,6 @@
 //! [`Once`]: run an initialisation exactly once (Go's `sync.Once`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::shim::{AtomicBool, Ordering};
 
 use super::mutex::Mutex;
 

@@ -1,6 +1,5 @@
 //! [`RwMutex`]: a reader/writer lock (Go's `sync.RWMutex`).
 
-use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use super::lock::{acquire_blocking, release, Acquire, LockCase};
 use super::state::SyncState;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::select::Case;
+use crate::shim::cell::{Access, DataCell};
 use crate::snapshot::WaitReason;
 
 /// A reader/writer lock with Go's writer preference: once a writer waits, new
@@ -30,7 +30,7 @@ use crate::snapshot::WaitReason;
 /// ```
 pub struct RwMutex<T: ?Sized> {
     res: Arc<Resource>,
-    data: UnsafeCell<T>,
+    data: DataCell<T>,
 }
 
 // SAFETY: readers share `&T` across threads (needs `T: Sync`); a writer gets
@@ -59,7 +59,7 @@ impl<T> RwMutex<T> {
     pub fn new(v: T) -> RwMutex<T> {
         RwMutex {
             res: Resource::with_state(ResourceKind::RwMutex, SyncState::Lock(Default::default())),
-            data: UnsafeCell::new(v),
+            data: DataCell::new(v),
         }
     }
 
@@ -93,28 +93,28 @@ impl<T: ?Sized> RwMutex<T> {
     #[track_caller]
     pub fn read_blocking(&self) -> RwMutexReadGuard<'_, T> {
         let site = std::panic::Location::caller();
-        RwMutexReadGuard { lock: self, task: acquire_blocking(self.case(false, site), site) }
+        RwMutexReadGuard::new(self, acquire_blocking(self.case(false, site), site))
     }
 
     /// Write-locks, blocking the OS thread.
     #[track_caller]
     pub fn write_blocking(&self) -> RwMutexWriteGuard<'_, T> {
         let site = std::panic::Location::caller();
-        RwMutexWriteGuard { lock: self, task: acquire_blocking(self.case(true, site), site) }
+        RwMutexWriteGuard::new(self, acquire_blocking(self.case(true, site), site))
     }
 
     /// Read-locks if no writer holds or waits.
     #[track_caller]
     pub fn try_read(&self) -> Option<RwMutexReadGuard<'_, T>> {
         let mut case = self.case(false, std::panic::Location::caller());
-        case.try_now().then(|| RwMutexReadGuard { lock: self, task: case.holder_task() })
+        case.try_now().then(|| RwMutexReadGuard::new(self, case.holder_task()))
     }
 
     /// Write-locks if nobody holds it.
     #[track_caller]
     pub fn try_write(&self) -> Option<RwMutexWriteGuard<'_, T>> {
         let mut case = self.case(true, std::panic::Location::caller());
-        case.try_now().then(|| RwMutexWriteGuard { lock: self, task: case.holder_task() })
+        case.try_now().then(|| RwMutexWriteGuard::new(self, case.holder_task()))
     }
 
     /// The data, through exclusive access.
@@ -144,7 +144,7 @@ impl<'a, T: ?Sized> Future for RwRead<'a, T> {
     type Output = RwMutexReadGuard<'a, T>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let lock = self.lock;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexReadGuard { lock, task })
+        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexReadGuard::new(lock, task))
     }
 }
 
@@ -152,7 +152,7 @@ impl<'a, T: ?Sized> Future for RwWrite<'a, T> {
     type Output = RwMutexWriteGuard<'a, T>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let lock = self.lock;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexWriteGuard { lock, task })
+        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexWriteGuard::new(lock, task))
     }
 }
 
@@ -160,12 +160,30 @@ impl<'a, T: ?Sized> Future for RwWrite<'a, T> {
 pub struct RwMutexReadGuard<'a, T: ?Sized> {
     lock: &'a RwMutex<T>,
     task: u64,
+    /// The guard's shared access to the data (tracked under loom).
+    access: Access<T>,
 }
 
 /// Holds an [`RwMutex`] write-locked.
 pub struct RwMutexWriteGuard<'a, T: ?Sized> {
     lock: &'a RwMutex<T>,
     task: u64,
+    /// The guard's exclusive access to the data (tracked under loom).
+    access: Access<T>,
+}
+
+impl<'a, T: ?Sized> RwMutexReadGuard<'a, T> {
+    /// The guard of a read lock just taken by `task`.
+    fn new(lock: &'a RwMutex<T>, task: u64) -> Self {
+        RwMutexReadGuard { lock, task, access: lock.data.access(false) }
+    }
+}
+
+impl<'a, T: ?Sized> RwMutexWriteGuard<'a, T> {
+    /// The guard of a write lock just taken by `task`.
+    fn new(lock: &'a RwMutex<T>, task: u64) -> Self {
+        RwMutexWriteGuard { lock, task, access: lock.data.access(true) }
+    }
 }
 
 // SAFETY: a read guard only gives `&T`: sending or sharing it shares `&T`.
@@ -180,34 +198,39 @@ unsafe impl<T: ?Sized + Sync> Sync for RwMutexWriteGuard<'_, T> {}
 impl<T: ?Sized> std::ops::Deref for RwMutexReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: held for reading: no writer exists, only shared access.
-        unsafe { &*self.lock.data.get() }
+        // SAFETY: held for reading: no writer exists, only shared access; the
+        // access was started on this lock's data.
+        unsafe { self.access.get(&self.lock.data) }
     }
 }
 
 impl<T: ?Sized> std::ops::Deref for RwMutexWriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: held for writing by this guard alone.
-        unsafe { &*self.lock.data.get() }
+        // SAFETY: held for writing by this guard alone, whose access was
+        // started on this lock's data.
+        unsafe { self.access.get(&self.lock.data) }
     }
 }
 
 impl<T: ?Sized> std::ops::DerefMut for RwMutexWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: held for writing by this guard alone, borrowed mutably.
-        unsafe { &mut *self.lock.data.get() }
+        // SAFETY: held for writing by this guard alone, borrowed mutably; its
+        // access was started, exclusive, on this lock's data.
+        unsafe { self.access.get_mut(&self.lock.data) }
     }
 }
 
 impl<T: ?Sized> Drop for RwMutexReadGuard<'_, T> {
     fn drop(&mut self) {
+        self.access.end();
         release(&self.lock.res, false, self.task);
     }
 }
 
 impl<T: ?Sized> Drop for RwMutexWriteGuard<'_, T> {
     fn drop(&mut self) {
+        self.access.end();
         release(&self.lock.res, true, self.task);
     }
 }
