@@ -103,9 +103,18 @@ impl Serialize for WaitForGraph {
 
 /// `task 7 "name"`.
 pub(crate) fn task_label(t: &TaskInfo) -> String {
-    match &t.name {
-        Some(n) => format!("task {} \"{n}\"", t.id),
-        None => format!("task {}", t.id),
+    TaskLabel(t).to_string()
+}
+
+/// Displays as [`task_label`], for writing it without an allocation of its own.
+pub(crate) struct TaskLabel<'a>(pub(crate) &'a TaskInfo);
+
+impl std::fmt::Display for TaskLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.name {
+            Some(n) => write!(f, "task {} \"{n}\"", self.0.id),
+            None => write!(f, "task {}", self.0.id),
+        }
     }
 }
 

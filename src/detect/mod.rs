@@ -16,6 +16,8 @@ pub(crate) mod analyze;
 pub(crate) mod graph;
 pub(crate) mod watch;
 
+use std::hash::{BuildHasherDefault, Hasher};
+
 use serde::{Deserialize, Serialize};
 
 pub use graph::{EdgeKind, WaitForEdge, WaitForGraph, WaitForNode};
@@ -92,3 +94,65 @@ impl Analysis {
         self.deadlocks.is_empty() && self.leaks.is_empty()
     }
 }
+
+/// A fast non-cryptographic hasher (FxHash's multiply-rotate) for the maps of
+/// the detectors and the dumps, keyed by ids, pcs and short strings from one
+/// snapshot: SipHash's resistance to chosen keys buys nothing there and costs
+/// most of a lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The high bits select hashbrown's group and the low ones its tag:
+        // fold the well-mixed high half into the low one.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;

@@ -2,9 +2,10 @@
 //! stack, the state word.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::detect::FastMap;
 use crate::snapshot::{Frame, Location, Snapshot, TaskInfo, TaskState};
 
 /// The frames to show for `t`: its stack, or, when it has none (running, or
@@ -69,18 +70,136 @@ pub(crate) struct Group<'a> {
     pub(crate) tasks: Vec<&'a TaskInfo>,
 }
 
+/// What tasks are grouped by: the frames shown (the stack, or the synthetic
+/// frame at a location, made only once per group) and the name label.
+#[derive(Clone, Copy)]
+struct GroupKey<'a> {
+    frames: KeyFrames<'a>,
+    name: Option<&'a str>,
+}
+
+#[derive(Clone, Copy)]
+enum KeyFrames<'a> {
+    Stack(&'a [Frame]),
+    /// `[synthetic(location)]`, compared as that frame.
+    Synthetic(&'a Location),
+}
+
+impl<'a> GroupKey<'a> {
+    fn of(t: &'a TaskInfo) -> GroupKey<'a> {
+        let frames = if t.stack.is_empty() {
+            KeyFrames::Synthetic(t.parked_at.as_ref().unwrap_or(&t.spawned_at))
+        } else {
+            KeyFrames::Stack(&t.stack)
+        };
+        GroupKey { frames, name: t.name.as_deref() }
+    }
+
+    /// The frames as [`frames_of`] gives them.
+    fn frames(&self) -> Cow<'a, [Frame]> {
+        match self.frames {
+            KeyFrames::Stack(f) => Cow::Borrowed(f),
+            KeyFrames::Synthetic(loc) => Cow::Owned(vec![synthetic(loc)]),
+        }
+    }
+}
+
+/// `a == b`, numbers first, then the strings, skipping the comparison of the
+/// bytes when both are one `Arc` (as for the tasks parked at one site).
+fn same_frame(a: &Frame, b: &Frame) -> bool {
+    let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
+    a.pc == b.pc
+        && a.entry == b.entry
+        && a.line == b.line
+        && same(&a.function, &b.function)
+        && match (&a.file, &b.file) {
+            (Some(x), Some(y)) => same(x, y),
+            (x, y) => x.is_none() && y.is_none(),
+        }
+}
+
+/// Whether `f` equals `synthetic(loc)`.
+fn is_synthetic_at(f: &Frame, loc: &Location) -> bool {
+    f.pc == 0
+        && f.entry == 0
+        && f.line == Some(loc.line)
+        && &*f.function == "?"
+        && f.file.as_deref() == Some(loc.file.as_ref())
+}
+
+impl PartialEq for KeyFrames<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (KeyFrames::Stack(a), KeyFrames::Stack(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(a, b)| same_frame(a, b))
+            }
+            (KeyFrames::Synthetic(a), KeyFrames::Synthetic(b)) => a.line == b.line && a.file == b.file,
+            (KeyFrames::Stack(f), KeyFrames::Synthetic(loc)) | (KeyFrames::Synthetic(loc), KeyFrames::Stack(f)) => {
+                matches!(f, [one] if is_synthetic_at(one, loc))
+            }
+        }
+    }
+}
+
+impl PartialEq for GroupKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.frames == other.frames
+    }
+}
+
+impl Eq for GroupKey<'_> {}
+
+impl Hash for GroupKey<'_> {
+    /// Hashes the numbers of each frame (pc, entry, line), not its strings:
+    /// cheap, and equal for the two forms of a synthetic frame.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let frame = |h: &mut H, pc: usize, entry: usize, line: Option<u32>| {
+            h.write_usize(pc);
+            h.write_usize(entry);
+            h.write_u32(line.map_or(0, |l| l.wrapping_add(1)));
+        };
+        match self.frames {
+            KeyFrames::Stack(fs) => {
+                h.write_usize(fs.len());
+                for f in fs {
+                    frame(h, f.pc, f.entry, f.line);
+                }
+            }
+            KeyFrames::Synthetic(loc) => {
+                h.write_usize(1);
+                frame(h, 0, 0, Some(loc.line));
+            }
+        }
+        self.name.hash(h);
+    }
+}
+
 /// The groups of `s`, most tasks first, ties by smallest task id.
 pub(crate) fn groups(s: &Snapshot) -> Vec<Group<'_>> {
-    let mut tasks: Vec<&TaskInfo> = s.tasks().iter().collect();
-    tasks.sort_by_key(|t| t.id);
-    let mut index: HashMap<(Cow<'_, [Frame]>, Option<&str>), usize> = HashMap::new();
+    let mut sorted: Vec<&TaskInfo>;
+    let tasks: &[TaskInfo] = s.tasks();
+    let ordered: Box<dyn Iterator<Item = &TaskInfo>> = if tasks.is_sorted_by_key(|t| t.id) {
+        Box::new(tasks.iter())
+    } else {
+        sorted = tasks.iter().collect();
+        sorted.sort_by_key(|t| t.id);
+        Box::new(sorted.into_iter())
+    };
+    let mut index: FastMap<GroupKey<'_>, usize> = FastMap::default();
     let mut out: Vec<Group<'_>> = Vec::new();
-    for t in tasks {
-        let key = (frames_of(t), t.name.as_deref());
-        let i = *index.entry(key.clone()).or_insert_with(|| {
-            out.push(Group { frames: key.0, name: key.1, tasks: Vec::new() });
-            out.len() - 1
-        });
+    // Tasks parked at one site mostly come one after another: try the last
+    // group before hashing.
+    let mut last: Option<(GroupKey<'_>, usize)> = None;
+    for t in ordered {
+        let key = GroupKey::of(t);
+        let i = match last {
+            Some((k, i)) if k == key => i,
+            _ => *index.entry(key).or_insert_with(|| {
+                out.push(Group { frames: key.frames(), name: key.name, tasks: Vec::new() });
+                out.len() - 1
+            }),
+        };
+        last = Some((key, i));
         out[i].tasks.push(t);
     }
     out.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()).then(a.tasks[0].id.cmp(&b.tasks[0].id)));
@@ -181,6 +300,21 @@ mod tests {
         assert_eq!(shape, [(2, 1, None), (2, 5, None), (1, 2, Some("w"))]);
         assert_eq!(&*g[0].frames[0].function, "?");
         assert_eq!(g[0].frames[0].line, Some(12));
+    }
+
+    #[test]
+    fn a_stack_equal_to_the_synthetic_frame_groups_with_stackless_tasks() {
+        let mut same = task(3);
+        same.stack = vec![frame("?", "/src/app/main.rs", 12, 0, 0)];
+        let mut other_line = task(4);
+        other_line.spawned_at = loc("/src/app/main.rs", 13);
+        let mut other_pc = task(5);
+        other_pc.stack = vec![frame("?", "/src/app/main.rs", 12, 1, 0)];
+        let s = Snapshot::from_tasks(vec![other_pc, same, task(1), other_line, task(2)]);
+        let g = groups(&s);
+        let shape: Vec<(usize, u64)> = g.iter().map(|g| (g.tasks.len(), g.tasks[0].id.0)).collect();
+        assert_eq!(shape, [(3, 1), (1, 4), (1, 5)]);
+        assert!(matches!(g[0].frames, Cow::Owned(_)), "the first task of the group has no stack");
     }
 
     #[test]
