@@ -39,7 +39,7 @@ pub(crate) fn select(g: &WaitForGraph, taken: &Taken, max: usize, findings_only:
     for e in graph.edge_references().filter(|e| marks.get(&e.id()).is_some_and(|m| m.1)) {
         seeds.push(e.source());
     }
-    for f in taken.analysis.deadlocks.iter().chain(&taken.analysis.leaks) {
+    for f in taken.analysis().findings() {
         seeds.extend(f.tasks.iter().filter_map(|t| task_nodes.get(t).copied()));
     }
     let everything = !findings_only;
@@ -141,12 +141,12 @@ fn real_cycles(g: &WaitForGraph) -> (HashMap<EdgeIndex, (bool, bool)>, usize) {
 
 fn flags(taken: &Taken) -> HashMap<TaskId, &'static str> {
     let mut m = HashMap::new();
-    for f in &taken.analysis.leaks {
+    for f in &taken.analysis().leaks {
         for t in &f.tasks {
             m.insert(*t, "leak");
         }
     }
-    for f in &taken.analysis.deadlocks {
+    for f in &taken.analysis().deadlocks {
         for t in &f.tasks {
             m.insert(*t, "deadlock");
         }

@@ -1,20 +1,19 @@
 //! The endpoints. Each validates its query first (400 with a plain message),
-//! then takes the snapshot and renders the answer on tokio's blocking pool.
+//! then renders the answer from a snapshot on tokio's blocking pool.
 
-use std::time::Instant;
-
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::query::{BadRequest, Params, Sort, SortKey, TaskFilter};
+use super::shared::Answer;
 use super::view::{self, Taken};
 use super::{assets, graph, metrics, Shared};
-use crate::detect::Analysis;
 use crate::snapshot::TaskId;
 
-const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
 /// Default and largest page of tasks or groups.
@@ -42,27 +41,16 @@ fn body(content_type: &'static str, b: impl IntoResponse) -> Response {
     ([(header::CONTENT_TYPE, content_type)], b).into_response()
 }
 
-/// Takes a snapshot (and its analysis, if `analyze`) on the blocking pool,
-/// then renders it there with `render`.
-async fn with_snapshot<F>(state: &Shared, analyze: bool, render: F) -> Response
+/// Renders the answer with `render` from a snapshot taken after this call
+/// (shared with the other requests waiting for one, see `shared.rs`), on
+/// tokio's blocking pool. `endpoint` and `query` name the answer: requests
+/// naming the same one, waiting for the same snapshot, share one render.
+async fn with_snapshot<F>(state: &Shared, endpoint: &str, query: Option<&str>, render: F) -> Response
 where
-    F: FnOnce(&Taken) -> Response + Send + 'static,
+    F: FnOnce(&Taken) -> Answer + Send + 'static,
 {
-    let Ok(_permit) = state.snapshots.acquire().await else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "503 service unavailable: shutting down\n");
-    };
-    let opts = state.analyze.clone();
-    let job = tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        let snap = crate::snapshot::snapshot();
-        let analysis = if analyze { snap.analyze_with(&opts) } else { Analysis::default() };
-        let taken = Taken { snap, analysis, elapsed: start.elapsed() };
-        render(&taken)
-    });
-    match job.await {
-        Ok(r) => r,
-        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("500 internal server error: {e}\n")),
-    }
+    let key = format!("{endpoint}?{}", query.unwrap_or(""));
+    state.snapshots.render(key, Box::new(render)).await.into_response()
 }
 
 pub(crate) async fn page() -> Response {
@@ -75,8 +63,10 @@ pub(crate) async fn page_slash() -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, "../tasks")]).into_response()
 }
 
-pub(crate) async fn asset(Path(name): Path<String>) -> Response {
-    match assets::get(&name) {
+pub(crate) async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
+    // A name that does not decode (`%FF`) names no asset either: 404, not
+    // axum's own 400.
+    match name.ok().and_then(|Path(name)| assets::get(&name)) {
         Some((ct, bytes)) => body(ct, bytes),
         None => plain(StatusCode::NOT_FOUND, "404 not found: no such asset\n"),
     }
@@ -117,10 +107,10 @@ struct One<'a> {
     task: view::Detail<'a>,
 }
 
-fn json_response(v: &impl Serialize) -> Response {
+fn json_answer(v: &impl Serialize) -> Answer {
     match serde_json::to_vec(v) {
-        Ok(b) => body(JSON, b),
-        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("500 internal server error: {e}\n")),
+        Ok(b) => Answer::ok(JSON, b),
+        Err(e) => Answer::plain(StatusCode::INTERNAL_SERVER_ERROR, format!("500 internal server error: {e}\n")),
     }
 }
 
@@ -134,7 +124,8 @@ pub(crate) async fn tasks_json(State(state): State<Shared>, RawQuery(q): RawQuer
         Err(e) => return bad(e),
     };
     if full {
-        return with_snapshot(&state, false, |t| body(JSON, crate::dump::json(&t.snap))).await;
+        return with_snapshot(&state, "tasks.json", q.as_deref(), |t| Answer::ok(JSON, crate::dump::json(&t.snap)))
+            .await;
     }
     if p.get("id").is_some() {
         let id = match p.number("id", 0, u64::MAX) {
@@ -142,14 +133,14 @@ pub(crate) async fn tasks_json(State(state): State<Shared>, RawQuery(q): RawQuer
             Err(e) => return bad(e),
         };
         let show_source = state.show_source;
-        return with_snapshot(&state, true, move |t| {
+        return with_snapshot(&state, "tasks.json", q.as_deref(), move |t| {
             let index = t.finding_index();
             match t.snap.task(id) {
-                Some(task) => json_response(&One {
+                Some(task) => json_answer(&One {
                     taken_at: view::taken_at_ms(&t.snap),
-                    task: view::detail(task, t, &index, show_source),
+                    task: view::detail(task, t, index, show_source),
                 }),
-                None => plain(StatusCode::NOT_FOUND, format!("404 not found: task {id} is not alive\n")),
+                None => Answer::plain(StatusCode::NOT_FOUND, format!("404 not found: task {id} is not alive\n")),
             }
         })
         .await;
@@ -172,15 +163,15 @@ pub(crate) async fn tasks_json(State(state): State<Shared>, RawQuery(q): RawQuer
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    with_snapshot(&state, true, move |t| {
+    with_snapshot(&state, "tasks.json", q.as_deref(), move |t| {
         let index = t.finding_index();
-        let mut selected = t.select(&filter, &index);
+        let mut selected = t.select(&filter, index);
         let findings_total = t.findings().count();
         let findings =
             t.findings().take(view::MAX_FINDINGS).enumerate().map(|(i, f)| view::finding_view(&t.snap, i, f)).collect();
         let mut listing = Listing {
             taken_at: view::taken_at_ms(&t.snap),
-            elapsed_ms: (t.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            elapsed_ms: (t.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             summary: view::summary(t),
             findings,
             findings_total,
@@ -193,7 +184,7 @@ pub(crate) async fn tasks_json(State(state): State<Shared>, RawQuery(q): RawQuer
             groups: None,
         };
         if grouped {
-            let mut groups = view::groups(&selected, &index);
+            let mut groups = view::groups(&selected, index);
             view::sort_groups(&mut groups, sort);
             listing.total = groups.len();
             listing.groups = Some(groups.into_iter().skip(offset).take(limit).collect());
@@ -202,25 +193,18 @@ pub(crate) async fn tasks_json(State(state): State<Shared>, RawQuery(q): RawQuer
             if sort.key != SortKey::Id || sort.desc {
                 view::sort_tasks(&mut selected, sort);
             }
-            listing.tasks = Some(selected.into_iter().skip(offset).take(limit).map(|x| view::row(x, &index)).collect());
+            listing.tasks = Some(selected.into_iter().skip(offset).take(limit).map(|x| view::row(x, index)).collect());
         }
-        json_response(&listing)
+        json_answer(&listing)
     })
     .await
 }
 
 /// The goroutine profile of `t` in the format `debug` asks.
-fn profile(s: &crate::Snapshot, debug: u8) -> Response {
+fn profile(s: &crate::Snapshot, debug: u8) -> Answer {
     match debug {
-        0 => {
-            let mut r = body("application/octet-stream", crate::dump::pprof(s));
-            r.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                header::HeaderValue::from_static("attachment; filename=\"goroutine\""),
-            );
-            r
-        }
-        d => body(TEXT, crate::dump::text(s, d)),
+        0 => Answer::ok("application/octet-stream", crate::dump::pprof(s)).attachment("goroutine"),
+        d => Answer::ok(TEXT, crate::dump::text(s, d)),
     }
 }
 
@@ -229,7 +213,7 @@ pub(crate) async fn goroutine(State(state): State<Shared>, RawQuery(q): RawQuery
         Ok(d) => d,
         Err(e) => return bad(e),
     };
-    with_snapshot(&state, false, move |t| profile(&t.snap, debug)).await
+    with_snapshot(&state, "goroutine", q.as_deref(), move |t| profile(&t.snap, debug)).await
 }
 
 pub(crate) async fn goroutineleak(State(state): State<Shared>, RawQuery(q): RawQuery) -> Response {
@@ -237,11 +221,7 @@ pub(crate) async fn goroutineleak(State(state): State<Shared>, RawQuery(q): RawQ
         Ok(d) => d,
         Err(e) => return bad(e),
     };
-    with_snapshot(&state, true, move |t| {
-        let index = t.finding_index();
-        profile(&t.snap.filter(|x| index.contains_key(&x.id)), debug)
-    })
-    .await
+    with_snapshot(&state, "goroutineleak", q.as_deref(), move |t| profile(t.leak_snapshot(), debug)).await
 }
 
 pub(crate) async fn flamegraph(State(state): State<Shared>, RawQuery(q): RawQuery) -> Response {
@@ -249,16 +229,15 @@ pub(crate) async fn flamegraph(State(state): State<Shared>, RawQuery(q): RawQuer
         Ok(f) => f,
         Err(e) => return bad(e),
     };
-    let analyze = filter.in_findings || filter.finding.is_some();
-    with_snapshot(&state, analyze, move |t| {
+    with_snapshot(&state, "flamegraph.svg", q.as_deref(), move |t| {
         let svg = if filter.is_empty() {
             crate::dump::flamegraph(&t.snap)
         } else {
             let index = t.finding_index();
-            let keep: std::collections::HashSet<TaskId> = t.select(&filter, &index).iter().map(|x| x.id).collect();
+            let keep: std::collections::HashSet<TaskId> = t.select(&filter, index).iter().map(|x| x.id).collect();
             crate::dump::flamegraph(&t.snap.filter(|x| keep.contains(&x.id)))
         };
-        body("image/svg+xml", svg)
+        Answer::ok("image/svg+xml", svg)
     })
     .await
 }
@@ -286,18 +265,21 @@ pub(crate) async fn graph(State(state): State<Shared>, RawQuery(q): RawQuery) ->
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    with_snapshot(&state, true, move |t| {
-        let g = t.snap.wait_for_graph();
-        let sel = graph::select(&g, t, max, findings_only);
+    with_snapshot(&state, "graph", q.as_deref(), move |t| {
+        let g = t.wait_for_graph();
+        let sel = graph::select(g, t, max, findings_only);
         if dot {
-            body("text/vnd.graphviz; charset=utf-8", graph::to_dot(&g, &sel))
+            Answer::ok("text/vnd.graphviz; charset=utf-8", graph::to_dot(g, &sel))
         } else {
-            body(JSON, graph::to_json(&g, &sel, t))
+            Answer::ok(JSON, graph::to_json(g, &sel, t))
         }
     })
     .await
 }
 
 pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
-    with_snapshot(&state, true, |t| body("text/plain; version=0.0.4; charset=utf-8", metrics::render(t))).await
+    with_snapshot(&state, "metrics", None, |t| {
+        Answer::ok("text/plain; version=0.0.4; charset=utf-8", metrics::render(t))
+    })
+    .await
 }

@@ -91,7 +91,7 @@ pub(crate) fn render(t: &Taken) -> String {
         "# HELP parkwatch_global_deadlock 1 when some runtime is in a global deadlock.\n\
          # TYPE parkwatch_global_deadlock gauge\n",
     );
-    let _ = writeln!(out, "parkwatch_global_deadlock {}", u8::from(t.analysis.global_deadlock));
+    let _ = writeln!(out, "parkwatch_global_deadlock {}", u8::from(t.analysis().global_deadlock));
     out.push_str(
         "# HELP parkwatch_oldest_park_seconds How long the longest-parked task has been parked.\n\
          # TYPE parkwatch_oldest_park_seconds gauge\n",
@@ -101,7 +101,7 @@ pub(crate) fn render(t: &Taken) -> String {
         "# HELP parkwatch_snapshot_seconds Time taken by the snapshot and analysis behind this answer.\n\
          # TYPE parkwatch_snapshot_seconds gauge\n",
     );
-    let _ = writeln!(out, "parkwatch_snapshot_seconds {:.6}", t.elapsed.as_secs_f64());
+    let _ = writeln!(out, "parkwatch_snapshot_seconds {:.6}", t.elapsed().as_secs_f64());
     out
 }
 

@@ -26,8 +26,18 @@
 //! open the page, `/debug/tasks?token=<token>` also sets the token as an
 //! `HttpOnly`, `SameSite=Strict` cookie, which is then accepted in place of
 //! the header. Static files come from a fixed table compiled into the binary;
-//! there is no file system access by request path. Snapshots are taken on
-//! tokio's blocking pool, at most [`MAX_CONCURRENT_SNAPSHOTS`] at a time.
+//! there is no file system access by request path.
+//!
+//! # Load
+//!
+//! Snapshots are taken on tokio's blocking pool, one at a time
+//! ([`MAX_CONCURRENT_SNAPSHOTS`]), and shared: every request waiting when one
+//! starts is answered from it, [`RENDER_THREADS`] answers rendered at a time,
+//! and each answer comes from a snapshot begun after its request arrived.
+//! However many clients, memory and CPU stay bounded; pages of tasks, graphs
+//! and grouped profiles are bounded in size (full dumps, `debug=2` and
+//! `full=1`, are not: they list every task). `tests/server_load.rs` runs 100
+//! clients against 100,000 parked tasks.
 //!
 //! ```no_run
 //! // In your own axum app:
@@ -43,6 +53,7 @@ mod graph;
 mod handlers;
 mod metrics;
 mod query;
+mod shared;
 mod view;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -58,14 +69,21 @@ use axum::Router;
 
 use crate::detect::analyze::AnalyzeOptions;
 
+#[doc(hidden)]
+pub use query::fuzz_query;
+
 /// The environment variable holding the bearer token (when the builder sets none).
 pub const TOKEN_ENV: &str = "PARKWATCH_TOKEN";
 
 /// The port [`ServerBuilder`] binds by default (Go's conventional pprof port).
 pub const DEFAULT_PORT: u16 = 6060;
 
-/// How many snapshots the server takes at the same time, at most.
-pub const MAX_CONCURRENT_SNAPSHOTS: usize = 2;
+/// How many snapshots the server takes at the same time, at most: one,
+/// shared by every request waiting for it.
+pub const MAX_CONCURRENT_SNAPSHOTS: usize = 1;
+
+/// How many answers the server renders from a snapshot at the same time, at most.
+pub const RENDER_THREADS: usize = shared::RENDER_THREADS;
 
 /// The cookie the page's `?token=` sets.
 const TOKEN_COOKIE: &str = "parkwatch_token";
@@ -183,9 +201,8 @@ impl ServerBuilder {
     pub fn router(&self) -> Router {
         let state = Arc::new(AppState {
             token: self.resolved_token(),
-            analyze: self.analyze.clone(),
             show_source: self.show_source,
-            snapshots: tokio::sync::Semaphore::new(MAX_CONCURRENT_SNAPSHOTS),
+            snapshots: Arc::new(shared::Snapshots::new(self.analyze.clone())),
         });
         Router::new()
             .route("/debug/tasks", get(handlers::page))
@@ -327,9 +344,8 @@ pub fn router() -> Router {
 /// What every handler shares.
 pub(crate) struct AppState {
     token: Option<String>,
-    pub(crate) analyze: AnalyzeOptions,
     pub(crate) show_source: bool,
-    pub(crate) snapshots: tokio::sync::Semaphore,
+    pub(crate) snapshots: Arc<shared::Snapshots>,
 }
 
 pub(crate) type Shared = Arc<AppState>;

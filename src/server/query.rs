@@ -294,6 +294,48 @@ impl Sort {
     }
 }
 
+/// Runs every parser of the query string `raw` (as a request's URI carries
+/// it, still percent-encoded) the way the endpoints do, and panics if one
+/// answers an error without a message, or a value outside its range: the
+/// entry point of the `query` fuzz target (fuzz/fuzz_targets/query.rs).
+#[doc(hidden)]
+pub fn fuzz_query(raw: &str) {
+    fn message(r: Result<(), BadRequest>) {
+        if let Err(e) = r {
+            assert!(!e.0.trim().is_empty(), "a 400 without a message");
+        }
+    }
+    let p = match Params::parse(Some(raw)) {
+        Ok(p) => p,
+        Err(e) => return message(Err(e)),
+    };
+    for key in ["full", "in_findings"] {
+        message(p.flag(key).map(drop));
+    }
+    message(p.number("id", 0, u64::MAX).map(drop));
+    message(p.number("offset", 0, 1 << 40).map(|n| assert!(n <= 1 << 40)));
+    message(p.number("max_nodes", 400, 5000).map(|n| assert!(n <= 5000)));
+    message(p.limit(100, 1000).map(|n| assert!((1..=1000).contains(&n))));
+    message(p.debug().map(|d| assert!(d <= 2)));
+    message(TaskFilter::parse(&p).map(|f| assert!(f.q.as_ref().is_none_or(|q| !q.is_empty()))));
+    for default in [Sort { key: SortKey::Id, desc: false }, Sort { key: SortKey::Count, desc: true }] {
+        message(Sort::parse(&p, default).map(|s| {
+            // What the page sends back parses to the same order.
+            let again = Params::parse(Some(&format!("sort={}", s.as_param()))).expect("a short query");
+            let t = Sort::parse(&again, default).expect("as_param parses");
+            assert!(t.key == s.key && t.desc == s.desc, "sort={} round trip", s.as_param());
+        }));
+    }
+    // A key given twice takes its last value; a value is trimmed, and empty means absent.
+    for (k, v) in p.0.iter().take(64) {
+        let got = p.get(k);
+        assert!(got.is_none_or(|g| !g.is_empty() && g == g.trim()));
+        if p.0.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) == Some(v) {
+            assert_eq!(got, Some(v.trim()).filter(|v| !v.is_empty()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +384,15 @@ mod tests {
         assert!(Sort::parse(&p("sort=-parked"), d).unwrap().desc);
         assert!(Sort::parse(&p("sort=colour"), d).is_err());
         assert_eq!(Sort::parse(&p("sort=-count"), d).unwrap().as_param(), "-count");
+    }
+
+    #[test]
+    fn fuzz_entry_point_takes_anything() {
+        for q in
+            ["", "sort=-count", "limit=0", "%FF=%FE", "q=\u{130}", "debug=2&debug=x", "a&&=&b==", &"x".repeat(5000)]
+        {
+            fuzz_query(q);
+        }
     }
 
     #[test]

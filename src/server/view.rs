@@ -4,12 +4,14 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::query::{all_reasons, state_name, Sort, SortKey, TaskFilter, STATES};
-use crate::detect::{Analysis, Certainty, Finding, FindingKind};
+use crate::detect::analyze::AnalyzeOptions;
+use crate::detect::{Analysis, Certainty, Finding, FindingKind, WaitForGraph};
 use crate::snapshot::{Frame, Location, ResourceInfo, ResourceKind, Snapshot, TaskId, TaskInfo, TaskKind, TaskState};
 
 /// Most findings listed in one answer.
@@ -25,31 +27,89 @@ const MAX_SOURCE_FRAMES: usize = 24;
 /// Largest source file read for a detail.
 const MAX_SOURCE_FILE: u64 = 4 << 20;
 
-/// A snapshot with its analysis.
+/// A snapshot, and what answers derive from it, each computed once, by the
+/// first answer that needs it (the server shares one snapshot between every
+/// request waiting for one, see `shared.rs`).
 pub(crate) struct Taken {
     pub(crate) snap: Snapshot,
-    pub(crate) analysis: Analysis,
-    pub(crate) elapsed: Duration,
+    /// How long the snapshot took.
+    took: Duration,
+    opts: AnalyzeOptions,
+    analysis: OnceLock<(Analysis, Duration)>,
+    index: OnceLock<FindingIndex>,
+    graph: OnceLock<WaitForGraph>,
+    leaks: OnceLock<Snapshot>,
 }
 
 impl Taken {
+    /// Takes a snapshot of the whole process; `opts` for its analysis, when asked for.
+    pub(crate) fn take(opts: &AnalyzeOptions) -> Taken {
+        let start = Instant::now();
+        let snap = crate::snapshot::snapshot();
+        Taken::new(snap, start.elapsed(), opts.clone())
+    }
+
+    pub(crate) fn new(snap: Snapshot, took: Duration, opts: AnalyzeOptions) -> Taken {
+        Taken {
+            snap,
+            took,
+            opts,
+            analysis: OnceLock::new(),
+            index: OnceLock::new(),
+            graph: OnceLock::new(),
+            leaks: OnceLock::new(),
+        }
+    }
+
+    /// The detectors' findings on this snapshot.
+    pub(crate) fn analysis(&self) -> &Analysis {
+        &self
+            .analysis
+            .get_or_init(|| {
+                let start = Instant::now();
+                let a = self.snap.analyze_with(&self.opts);
+                (a, start.elapsed())
+            })
+            .0
+    }
+
+    /// How long the snapshot took, plus its analysis if made.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.took + self.analysis.get().map_or(Duration::ZERO, |(_, d)| *d)
+    }
+
+    /// The wait-for graph of this snapshot.
+    pub(crate) fn wait_for_graph(&self) -> &WaitForGraph {
+        self.graph.get_or_init(|| self.snap.wait_for_graph())
+    }
+
+    /// The tasks of findings (what `/debug/pprof/goroutineleak` dumps).
+    pub(crate) fn leak_snapshot(&self) -> &Snapshot {
+        self.leaks.get_or_init(|| {
+            let index = self.finding_index();
+            self.snap.filter(|x| index.contains_key(&x.id))
+        })
+    }
+
     /// The findings, deadlocks first, with their index.
     pub(crate) fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.analysis.findings()
+        self.analysis().findings()
     }
 
     /// For each task in some finding, the indices of its findings.
-    pub(crate) fn finding_index(&self) -> FindingIndex {
-        let mut m: HashMap<TaskId, Vec<u32>> = HashMap::new();
-        for (i, f) in self.findings().enumerate() {
-            for t in &f.tasks {
-                let v = m.entry(*t).or_default();
-                if v.last() != Some(&(i as u32)) {
-                    v.push(i as u32);
+    pub(crate) fn finding_index(&self) -> &FindingIndex {
+        self.index.get_or_init(|| {
+            let mut m: HashMap<TaskId, Vec<u32>> = HashMap::new();
+            for (i, f) in self.findings().enumerate() {
+                for t in &f.tasks {
+                    let v = m.entry(*t).or_default();
+                    if v.last() != Some(&(i as u32)) {
+                        v.push(i as u32);
+                    }
                 }
             }
-        }
-        FindingIndex { map: m, deadlocks: self.analysis.deadlocks.len() as u32 }
+            FindingIndex { map: m, deadlocks: self.analysis().deadlocks.len() as u32 }
+        })
     }
 
     /// The tasks `filter` keeps.
@@ -489,11 +549,11 @@ pub(crate) fn summary(t: &Taken) -> Summary {
         total: s.tasks().len(),
         by_state,
         by_reason,
-        global_deadlock: t.analysis.global_deadlock,
-        deadlocks: t.analysis.deadlocks.len(),
-        deadlocked_tasks: distinct(&t.analysis.deadlocks),
-        leaks: t.analysis.leaks.len(),
-        leaked_tasks: distinct(&t.analysis.leaks),
+        global_deadlock: t.analysis().global_deadlock,
+        deadlocks: t.analysis().deadlocks.len(),
+        deadlocked_tasks: distinct(&t.analysis().deadlocks),
+        leaks: t.analysis().leaks.len(),
+        leaked_tasks: distinct(&t.analysis().leaks),
         oldest_park: oldest.map(|(d, _)| secs(d)),
         oldest_park_task: oldest.map(|(_, id)| id.0),
         resources: s.resources().len(),
