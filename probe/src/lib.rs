@@ -9,7 +9,7 @@
 //! [dev-dependencies]
 //! parkwatch-probe = "0.1"
 //! ```
-//! ```rust,ignore
+//! ```text
 //! #[parkwatch_probe::test]   // in place of #[test] (plain fn) or #[tokio::test] (async fn)
 //! ```
 //!
