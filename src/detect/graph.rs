@@ -192,26 +192,8 @@ impl WaitForGraph {
 
     /// Graphviz DOT: tasks as boxes, resources as ellipses, cycles in red.
     pub fn to_dot(&self) -> String {
-        let edge_attr = |_, e: petgraph::graph::EdgeReference<'_, WaitForEdge>| {
-            let w = e.weight();
-            let style = match w.kind {
-                EdgeKind::WaitsOn => "solid",
-                EdgeKind::HeldBy => "bold",
-                EdgeKind::CouldWake => "dashed",
-            };
-            let color = if w.in_cycle { ", color=red" } else { "" };
-            format!("label={}, style={style}{color}", dot_quote(&format!("{:?}", w.kind)))
-        };
-        let node_attr = |_, (_, n): (NodeIndex, &WaitForNode)| match n {
-            WaitForNode::Task { label, wait_reason, .. } => {
-                let text = match wait_reason {
-                    Some(r) => format!("{label}\\n[{r}]"),
-                    None => label.clone(),
-                };
-                format!("shape=box, label={}", dot_quote(&text))
-            }
-            WaitForNode::Resource { label, .. } => format!("shape=ellipse, label={}", dot_quote(label)),
-        };
+        let edge_attr = |_, e: petgraph::graph::EdgeReference<'_, WaitForEdge>| dot_edge_attrs(e.weight());
+        let node_attr = |_, (_, n): (NodeIndex, &WaitForNode)| dot_node_attrs(n);
         let dot =
             Dot::with_attr_getters(&self.graph, &[Config::EdgeNoLabel, Config::NodeNoLabel], &edge_attr, &node_attr);
         format!("{dot:?}")
@@ -223,9 +205,36 @@ impl WaitForGraph {
     }
 }
 
-/// Quotes `s` for DOT, escaping what DOT needs escaped (keeping `\n` line breaks).
+/// A node's DOT attributes: a task as a box labelled with its wait reason, a
+/// resource as an ellipse (shared by [`WaitForGraph::to_dot`] and the
+/// server's truncated graphs).
+pub(crate) fn dot_node_attrs(n: &WaitForNode) -> String {
+    match n {
+        WaitForNode::Task { label, wait_reason, .. } => {
+            let text = match wait_reason {
+                Some(r) => format!("{label}\n[{r}]"),
+                None => label.clone(),
+            };
+            format!("shape=box, label={}", dot_quote(&text))
+        }
+        WaitForNode::Resource { label, .. } => format!("shape=ellipse, label={}", dot_quote(label)),
+    }
+}
+
+/// An edge's DOT attributes: its kind as label and style, red on a cycle.
+pub(crate) fn dot_edge_attrs(w: &WaitForEdge) -> String {
+    let style = match w.kind {
+        EdgeKind::WaitsOn => "solid",
+        EdgeKind::HeldBy => "bold",
+        EdgeKind::CouldWake => "dashed",
+    };
+    let color = if w.in_cycle { ", color=red" } else { "" };
+    format!("label={}, style={style}{color}", dot_quote(&format!("{:?}", w.kind)))
+}
+
+/// Quotes `s` for DOT: backslashes and quotes escaped, line breaks as `\n`.
 fn dot_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\\\"").replace("\\\\n", "\\n"))
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
 }
 
 /// The tasks that could wake a waiter of `r`: those that used its waking side
@@ -251,5 +260,24 @@ fn mark_cycles(g: &mut DiGraph<WaitForNode, WaitForEdge>) {
         .collect();
     for e in inner {
         g[e].in_cycle = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_labels_escape_quotes_backslashes_and_line_breaks() {
+        let task = WaitForNode::Task {
+            id: TaskId(7),
+            label: r#"task 7 "a\b""#.to_string(),
+            state: TaskState::Parked,
+            wait_reason: Some("chan receive".to_string()),
+            at: None,
+        };
+        assert_eq!(dot_node_attrs(&task), r#"shape=box, label="task 7 \"a\\b\"\n[chan receive]""#);
+        let edge = WaitForEdge { kind: EdgeKind::HeldBy, evidence: String::new(), in_cycle: true };
+        assert_eq!(dot_edge_attrs(&edge), r#"label="HeldBy", style=bold, color=red"#);
     }
 }

@@ -11,6 +11,7 @@ use petgraph::visit::{EdgeFiltered, EdgeRef};
 use petgraph::Direction;
 use serde::Serialize;
 
+use crate::detect::graph::{dot_edge_attrs, dot_node_attrs};
 use crate::detect::{EdgeKind, WaitForEdge, WaitForGraph, WaitForNode};
 use crate::snapshot::TaskId;
 
@@ -197,10 +198,6 @@ pub(crate) fn to_json(g: &WaitForGraph, sel: &Selection, taken: &Taken) -> Strin
     serde_json::to_string(&out).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
 }
 
-fn dot_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
-}
-
 /// The selection as Graphviz DOT, in [`WaitForGraph::to_dot`]'s style: tasks
 /// as boxes, resources as ellipses, cycle edges red. The whole graph, when
 /// selected whole, is exactly `to_dot()`.
@@ -218,28 +215,11 @@ pub(crate) fn to_dot(g: &WaitForGraph, sel: &Selection) -> String {
         graph.node_count()
     );
     for (i, n) in sel.nodes.iter().enumerate() {
-        let attrs = match &graph[*n] {
-            WaitForNode::Task { label, wait_reason, .. } => {
-                let text = match wait_reason {
-                    Some(r) => format!("{label}\n[{r}]"),
-                    None => label.clone(),
-                };
-                format!("shape=box, label={}", dot_quote(&text))
-            }
-            WaitForNode::Resource { label, .. } => format!("shape=ellipse, label={}", dot_quote(label)),
-        };
-        let _ = writeln!(out, "    {i} [ {attrs} ]");
+        let _ = writeln!(out, "    {i} [ {} ]", dot_node_attrs(&graph[*n]));
     }
     for e in graph.edge_references() {
         let (Some(a), Some(b)) = (pos.get(&e.source()), pos.get(&e.target())) else { continue };
-        let w = e.weight();
-        let style = match w.kind {
-            EdgeKind::WaitsOn => "solid",
-            EdgeKind::HeldBy => "bold",
-            EdgeKind::CouldWake => "dashed",
-        };
-        let color = if w.in_cycle { ", color=red" } else { "" };
-        let _ = writeln!(out, "    {a} -> {b} [ label={}, style={style}{color} ]", dot_quote(&format!("{:?}", w.kind)));
+        let _ = writeln!(out, "    {a} -> {b} [ {} ]", dot_edge_attrs(e.weight()));
     }
     out.push_str("}\n");
     out
