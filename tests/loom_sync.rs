@@ -31,49 +31,15 @@ use parkwatch::sync::loom_support::register_thread;
 use parkwatch::sync::{Cond, Mutex, Once, RwMutex, WaitGroup};
 use parkwatch::{chan, ResourceId, SnapshotOptions, TaskId, TaskInfo, TaskState, WaitReason};
 
+mod loom_model;
+use loom_model::model;
+
 /// Preemption bound of the models with two threads (each explores in well
 /// under 2 s at this bound).
 const BOUND: usize = 5;
 /// Preemption bound of the models with three threads (each explores in under
 /// 10 s at this bound; about 1 minute at 5).
 const BOUND3: usize = 4;
-
-/// Runs `f` under loom with `bound` preemptions, unless `LOOM_MAX_PREEMPTIONS`
-/// says otherwise, and reports how many executions it explored.
-fn model<F>(bound: usize, f: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    if std::env::var_os("LOOM_LOG").is_some() {
-        // Debugging a failure: `loom::model` installs the subscriber that
-        // prints each execution's trace; it takes its bound from the
-        // environment only. Run one test at a time (`--exact NAME`).
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            std::env::set_var("LOOM_MAX_PREEMPTIONS", bound.to_string());
-        }
-        loom::model(f);
-        return;
-    }
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(bound);
-    }
-    // Counted outside loom (a std atomic is not a modeled operation).
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = runs.clone();
-    let start = std::time::Instant::now();
-    b.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f()
-    });
-    eprintln!(
-        "loom {}: {} executions, preemption bound {:?}, {:.1?}",
-        std::thread::current().name().unwrap_or("model"),
-        runs.load(std::sync::atomic::Ordering::Relaxed),
-        b.preemption_bound,
-        start.elapsed()
-    );
-}
 
 /// Enters a critical section: fails if another thread is inside.
 fn enter(inside: &AtomicUsize) {
