@@ -115,6 +115,8 @@ impl Snapshots {
             q.waiting.push(Job { key, render, reply });
             !std::mem::replace(&mut q.busy, true)
         };
+        // `busy` admits one `serve_queue` at a time: one snapshot alive.
+        const _: () = assert!(super::MAX_CONCURRENT_SNAPSHOTS == 1);
         if start {
             let me = self.clone();
             tokio::task::spawn_blocking(move || me.serve_queue());
