@@ -205,9 +205,9 @@ impl Operation {
         }
     }
 
-    /// Spins, then yields, until `done()`, at most `yields` times after the
-    /// spin and for at most [`MAX_YIELDING`]; false if it still is not done (never under loom, whose threads
-    /// must park).
+    /// Spins, then yields, until `done()`: at most `yields` more times after
+    /// the spin, and for at most [`MAX_YIELDING`]. False if it still is not
+    /// done (at once under loom, whose threads must park).
     fn spin_until(done: &mut impl FnMut() -> bool, yields: u32) -> bool {
         if cfg!(loom) {
             return false;
@@ -218,6 +218,9 @@ impl Operation {
             if done() {
                 return true;
             }
+        }
+        if yields == 0 {
+            return false;
         }
         // Time-bounded too: on a loaded machine one yield can last a whole
         // time slice of another process.
