@@ -1,32 +1,67 @@
-//! One worker, two tasks, N messages over an unbuffered channel: a
-//! deterministic schedule, so instruction counts per message (callgrind) are
-//! exact. `cargo run --release --example pingpong -- 100000`
+//! One worker, two tasks, N messages over a channel: a deterministic
+//! schedule, so instruction counts per message (callgrind) are exact.
+//!
+//! ```sh
+//! cargo run --release --example pingpong -- 100000          # parkwatch, unbuffered
+//! cargo run --release --example pingpong -- 100000 1024     # parkwatch, capacity 1024
+//! cargo run --release --example pingpong -- 100000 0 kanal  # the same over kanal, on plain tokio
+//! ```
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let cap: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(0);
-    let rt = parkwatch::Runtime::builder().worker_threads(1).build().unwrap();
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let cap: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let which = args.next().unwrap_or_else(|| "parkwatch".into());
     let start = std::time::Instant::now();
-    let sum = rt
-        .block_on(async move {
-            let c = parkwatch::chan::<u64>(cap);
-            let tx = c.sender();
-            let p = parkwatch::spawn(async move {
-                for i in 0..n {
-                    tx.send(i).await.unwrap();
-                }
-            });
-            let rx = c.receiver();
-            let q = parkwatch::spawn(async move {
-                let mut s = 0;
-                for _ in 0..n {
-                    s += rx.recv().await.unwrap();
-                }
-                s
-            });
-            p.await.unwrap();
-            q.await.unwrap()
-        })
-        .unwrap();
+    let sum = match which.as_str() {
+        "parkwatch" => parkwatch_pingpong(n, cap),
+        "kanal" => kanal_pingpong(n, cap),
+        other => panic!("unknown implementation {other:?} (parkwatch or kanal)"),
+    };
     assert_eq!(sum, n * (n - 1) / 2);
-    println!("{n} messages, cap {cap}: {:.1} ns/msg", start.elapsed().as_nanos() as f64 / n as f64);
+    println!("{which}: {n} messages, cap {cap}: {:.1} ns/msg", start.elapsed().as_nanos() as f64 / n as f64);
+}
+
+fn parkwatch_pingpong(n: u64, cap: usize) -> u64 {
+    let rt = parkwatch::Runtime::builder().worker_threads(1).build().unwrap();
+    rt.block_on(async move {
+        let c = parkwatch::chan::<u64>(cap);
+        let tx = c.sender();
+        let rx = c.receiver();
+        let p = parkwatch::spawn(async move {
+            for i in 0..n {
+                tx.send(i).await.unwrap();
+            }
+        });
+        let q = parkwatch::spawn(async move {
+            let mut s = 0;
+            for _ in 0..n {
+                s += rx.recv().await.unwrap();
+            }
+            s
+        });
+        p.await.unwrap();
+        q.await.unwrap()
+    })
+    .unwrap()
+}
+
+fn kanal_pingpong(n: u64, cap: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    rt.block_on(async move {
+        let (tx, rx) = kanal::bounded_async::<u64>(cap);
+        let p = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(i).await.unwrap();
+            }
+        });
+        let q = tokio::spawn(async move {
+            let mut s = 0;
+            for _ in 0..n {
+                s += rx.recv().await.unwrap();
+            }
+            s
+        });
+        p.await.unwrap();
+        q.await.unwrap()
+    })
 }

@@ -64,34 +64,57 @@ pub(crate) mod thread {
     }
 }
 
+/// The modeled mutexes (channel state, waiters, the `sync` primitives' state)
+/// are parking_lot's: their critical sections last tens of nanoseconds, and
+/// parking_lot spins briefly before it sleeps where std's mutex goes to the
+/// futex, and it has no poison flag to check on every lock and unlock.
+#[cfg(not(loom))]
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
 /// Locks `m`, ignoring poisoning: parkwatch's critical sections never run user
-/// code, so a poisoned lock still guards consistent state.
-#[cfg(not(loom))]
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Under loom, `lock` serves both the modeled mutexes (loom's) and the
+/// code, so a poisoned lock still guards consistent state. Serves both the
+/// modeled mutexes ([`Mutex`]: parking_lot's, or loom's under loom) and the
 /// unmodeled ones that stay std's (task records, the registry, the detector).
-#[cfg(loom)]
 pub(crate) fn lock<M: Lock + ?Sized>(m: &M) -> M::Guard<'_> {
     m.lock_ignoring_poison()
 }
 
-/// A mutex of either kind (loom builds only).
-#[cfg(loom)]
+/// A mutex of either kind.
 pub(crate) trait Lock {
     type Guard<'a>
     where
         Self: 'a;
     fn lock_ignoring_poison(&self) -> Self::Guard<'_>;
+}
+
+#[cfg(not(loom))]
+impl<T: ?Sized> Lock for std::sync::Mutex<T> {
+    type Guard<'a>
+        = std::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+    #[inline]
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        self.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(not(loom))]
+impl<T: ?Sized> Lock for parking_lot::Mutex<T> {
+    type Guard<'a>
+        = parking_lot::MutexGuard<'a, T>
+    where
+        T: 'a;
+    #[inline]
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        self.lock()
+    }
 }
 
 #[cfg(loom)]

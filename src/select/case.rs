@@ -70,6 +70,7 @@ impl<'a, T> RecvCase<'a, T> {
 }
 
 impl<T> Case for RecvCase<'_, T> {
+    #[inline]
     fn try_now(&mut self) -> bool {
         let Some(chan) = self.chan else { return false };
         match chan.try_recv() {
@@ -160,6 +161,7 @@ impl<'a, T> SendCase<'a, T> {
 }
 
 impl<T> Case for SendCase<'_, T> {
+    #[inline]
     fn try_now(&mut self) -> bool {
         let Some(chan) = self.chan else { return false };
         let v = self.value.take().expect("a pending send case holds its value");

@@ -118,6 +118,17 @@ impl Operation {
     /// Polls the operation: `Ready(Some(i))` when case `i` completed,
     /// `Ready(None)` when `default` ran.
     pub(crate) fn poll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        self.poll_tried(cases, cx, false)
+    }
+
+    /// [`Operation::poll`], where `tried` says the caller has just tried
+    /// every case (and none could complete), so step 1 is skipped once.
+    fn poll_tried(
+        &mut self,
+        cases: &mut [&mut dyn Case],
+        cx: &mut Context<'_>,
+        mut tried: bool,
+    ) -> Poll<Option<usize>> {
         loop {
             if let Some(waiter) = &self.waiter {
                 match waiter.selection() {
@@ -133,8 +144,10 @@ impl Operation {
                     Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
                 }
             }
-            if let Some(i) = Self::try_cases(cases) {
-                return Poll::Ready(Some(i));
+            if !std::mem::take(&mut tried) {
+                if let Some(i) = Self::try_cases(cases) {
+                    return Poll::Ready(Some(i));
+                }
             }
             if self.has_default {
                 return Poll::Ready(None);
@@ -162,9 +175,17 @@ impl Operation {
     /// counterpart on another core usually arrives within microseconds — and
     /// only then parks, which is when the registry counts it as blocked.
     pub(crate) fn block(&mut self, cases: &mut [&mut dyn Case]) -> Option<usize> {
+        self.block_tried(cases, false)
+    }
+
+    /// [`Operation::block`], where `tried` says the caller has just tried
+    /// every case (and none could complete), so step 1 is skipped once.
+    fn block_tried(&mut self, cases: &mut [&mut dyn Case], mut tried: bool) -> Option<usize> {
         loop {
-            if let Some(i) = Self::try_cases(cases) {
-                return Some(i);
+            if !std::mem::take(&mut tried) {
+                if let Some(i) = Self::try_cases(cases) {
+                    return Some(i);
+                }
             }
             if self.has_default {
                 return None;
@@ -268,20 +289,36 @@ impl<C: Case> OneCase<C> {
     }
 
     /// Polls the operation; `Ready` once the case completed.
+    ///
+    /// The fast path: an operation not parked yet tries its case directly
+    /// (statically dispatched, no engine), which is all a send or receive
+    /// that does not block ever runs.
+    #[inline]
     pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.op.poll(&mut [&mut self.case], cx).map(|_| ())
+        let parked = self.op.waiter.is_some();
+        if !parked && self.case.try_now() {
+            return Poll::Ready(());
+        }
+        self.op.poll_tried(&mut [&mut self.case], cx, !parked).map(|_| ())
     }
 
     /// Runs the operation on the calling OS thread; returns the completed case.
+    /// The same fast path as [`OneCase::poll_case`] comes first.
+    #[inline]
     pub(crate) fn block(mut case: C, site: &'static std::panic::Location<'static>) -> C {
-        Operation::new(false, site).block(&mut [&mut case]);
+        if !case.try_now() {
+            Operation::new(false, site).block_tried(&mut [&mut case], true);
+        }
         case
     }
 }
 
 impl<C: Case> Drop for OneCase<C> {
+    #[inline]
     fn drop(&mut self) {
-        self.op.cancel(&mut [&mut self.case]);
+        if self.op.waiter.is_some() {
+            self.op.cancel(&mut [&mut self.case]);
+        }
     }
 }
 
