@@ -105,6 +105,24 @@ impl<T: ?Sized> Lock for std::sync::Mutex<T> {
     }
 }
 
+/// The task records' mutexes stay parking_lot's under loom, unmodeled: as for
+/// std's above, a contended one is retried, yielding to the other loom threads.
+#[cfg(loom)]
+impl<T: ?Sized> Lock for parking_lot::Mutex<T> {
+    type Guard<'a>
+        = parking_lot::MutexGuard<'a, T>
+    where
+        T: 'a;
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            loom::thread::yield_now();
+        }
+    }
+}
+
 #[cfg(not(loom))]
 impl<T: ?Sized> Lock for parking_lot::Mutex<T> {
     type Guard<'a>

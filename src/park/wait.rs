@@ -20,8 +20,40 @@ type WaitResources = smallvec::SmallVec<[(std::sync::Arc<Resource>, u64, WaitRea
 
 struct Current {
     record: Arc<TaskRecord>,
-    /// A wait was noted during the current poll.
-    noted: bool,
+    /// What the waits noted during the current poll add up to (None: none noted).
+    noted: Option<Noted>,
+}
+
+/// What the waits noted in one poll add up to: what the harness needs to
+/// decide the task's state without reading the wait record again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Noted {
+    /// A timer may still wake the task (so it is not parked for good).
+    pub(crate) timer_wakeable: bool,
+    /// The wait may be one the park-time detector looks at
+    /// (`detect::watch::on_park`): a lock, or receives only (whose senders
+    /// may all be gone).
+    pub(crate) watched: bool,
+}
+
+impl Noted {
+    /// From the note alone, without looking at its resources: `watched` is
+    /// set for every wait that may be one `on_park` looks at (which checks).
+    fn of(n: &Note<'_, '_>) -> Noted {
+        let watched = matches!(
+            n.reason,
+            WaitReason::ChanReceive
+                | WaitReason::Select
+                | WaitReason::MutexLock
+                | WaitReason::RwMutexLock
+                | WaitReason::RwMutexRLock
+        );
+        Noted { timer_wakeable: n.timer_wakeable, watched }
+    }
+
+    fn and(self, other: Noted) -> Noted {
+        Noted { timer_wakeable: self.timer_wakeable || other.timer_wakeable, watched: self.watched || other.watched }
+    }
 }
 
 thread_local! {
@@ -39,7 +71,7 @@ pub(crate) fn current_id() -> u64 {
 /// Makes `record` current until the guard drops (which restores the previous one).
 pub(crate) fn enter(record: Arc<TaskRecord>) -> EnterGuard {
     let prev_id = CURRENT_ID.with(|c| c.replace(record.id.0));
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(Current { record, noted: false }));
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(Current { record, noted: None }));
     EnterGuard { prev: Some(prev), prev_id }
 }
 
@@ -50,9 +82,9 @@ pub(crate) struct EnterGuard {
 }
 
 impl EnterGuard {
-    /// Whether a wait was noted since `enter`.
-    pub(crate) fn noted(&self) -> bool {
-        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|c| c.noted))
+    /// What the waits noted since `enter` add up to (None: no wait noted).
+    pub(crate) fn noted(&self) -> Option<Noted> {
+        CURRENT.with(|c| c.borrow().as_ref().and_then(|c| c.noted))
     }
 }
 
@@ -83,20 +115,22 @@ pub(crate) struct Note<'a, 'r> {
 
 /// Records `note` as what the current task waits on (nothing outside a task).
 /// A second note in the same poll (a task awaiting two primitives at once, as
-/// in `join!`) adds its resources to the first.
-pub(crate) fn note(n: Note<'_, '_>) {
+/// in `join!`) adds its resources to the first. Returns what the waits noted
+/// in this poll add up to (None outside a task).
+pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
-        let Some(cur) = cur.as_mut() else { return };
+        let cur = cur.as_mut()?;
         let mut wait = lock(&cur.record.wait);
-        if cur.noted {
+        if let Some(noted) = cur.noted {
             if let Some(w) = wait.as_mut() {
                 w.resources.extend(n.resources.map(|(r, op)| (r.clone(), r.activity(), op)));
                 w.timer_wakeable |= n.timer_wakeable;
+                cur.noted = Some(noted.and(Noted::of(&n)));
             }
-            return;
+            return cur.noted;
         }
-        cur.noted = true;
+        let noted = Noted::of(&n);
         match wait.as_mut() {
             // The same operation polled again: keep its stack, start time and
             // activity baseline.
@@ -122,7 +156,9 @@ pub(crate) fn note(n: Note<'_, '_>) {
                 });
             }
         }
-    });
+        cur.noted = Some(noted);
+        cur.noted
+    })
 }
 
 /// Makes `kept` the list of `new` resources, each with its activity count
@@ -149,7 +185,7 @@ pub(crate) fn retract(key: u64) {
             let mut wait = lock(&cur.record.wait);
             if wait.as_ref().is_some_and(|w| w.key == key) {
                 *wait = None;
-                cur.noted = false;
+                cur.noted = None;
             }
         }
     });
@@ -159,7 +195,7 @@ pub(crate) fn retract(key: u64) {
 pub(crate) fn clear_current_wait() {
     let _ = CURRENT.try_with(|c| {
         if let Some(cur) = c.borrow_mut().as_mut() {
-            cur.noted = false;
+            cur.noted = None;
             *lock(&cur.record.wait) = None;
         }
     });
@@ -170,11 +206,8 @@ pub(crate) fn clear_current_wait() {
 /// unparked by whoever makes `done()` true.
 pub(crate) fn block_thread(n: Note<'_, '_>, done: impl Fn() -> bool, park: impl Fn()) {
     let record = current();
-    if record.is_some() {
-        note(n);
-    }
     if let Some(r) = &record {
-        r.leave_running(true);
+        r.leave_running(note(n));
     }
     while !done() {
         park();

@@ -51,6 +51,8 @@ pub(crate) enum Notifier {
     Waker(Waker),
     /// A blocking operation on an OS thread, registered or not.
     Thread { thread: shim::thread::Thread, task: Option<std::sync::Arc<TaskRecord>> },
+    /// Nobody: a finished waiter kept for reuse (see [`Waiter::recycle`]).
+    None,
 }
 
 impl Notifier {
@@ -63,6 +65,7 @@ impl Notifier {
                 }
                 thread.unpark();
             }
+            Notifier::None => {}
         }
     }
 }
@@ -107,11 +110,44 @@ pub(crate) fn next_key() -> u64 {
     .unwrap_or_else(|_| NEXT_KEY_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * KEY_BLOCK)
 }
 
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The last waiter this thread finished with, if nobody else held it: the
+    /// next one reuses its allocation (a task parks again and again).
+    static SPARE: std::cell::Cell<Option<Arc<Waiter>>> = const { std::cell::Cell::new(None) };
+}
+
 impl Waiter {
     pub(crate) fn new(notifier: Notifier) -> Arc<Waiter> {
         let task = crate::park::wait::current_id();
         let key = next_key();
-        Arc::new(Waiter { state: AtomicUsize::new(WAITING), notifier: Mutex::new(notifier), task, key })
+        let waiter = Waiter { state: AtomicUsize::new(WAITING), notifier: Mutex::new(notifier), task, key };
+        #[cfg(not(loom))]
+        if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
+            // Only this thread can reach a spare (see `recycle`).
+            if let Some(slot) = Arc::get_mut(&mut spare) {
+                *slot = waiter;
+                return spare;
+            }
+        }
+        Arc::new(waiter)
+    }
+
+    /// The operation is done with `waiter`. If nobody else holds it any more
+    /// (no queue entry, no claimer still finishing), its allocation is kept
+    /// for this thread's next [`Waiter::new`]; its notifier is dropped now, as
+    /// it holds the task.
+    pub(crate) fn recycle(waiter: Arc<Waiter>) {
+        #[cfg(not(loom))]
+        {
+            let mut waiter = waiter;
+            if let Some(w) = Arc::get_mut(&mut waiter) {
+                *w.notifier.get_mut() = Notifier::None;
+                let _ = SPARE.try_with(|s| s.set(Some(waiter)));
+            }
+        }
+        #[cfg(loom)]
+        drop(waiter);
     }
 
     /// Tries to become the party that completes `case`. On success the caller

@@ -84,9 +84,12 @@ impl Operation {
 
     /// Step 3: collects case `chosen` and takes back every other cell.
     fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
-        self.waiter = None;
+        let waiter = self.waiter.take();
         cases[chosen].collect();
         Self::dequeue_all(cases);
+        if let Some(waiter) = waiter {
+            Waiter::recycle(waiter);
+        }
         chosen
     }
 
@@ -112,7 +115,9 @@ impl Operation {
     }
 
     fn record_wait(&self, cases: &[&mut dyn Case], key: u64) {
-        self.with_note(cases, key, wait::note);
+        self.with_note(cases, key, |note| {
+            wait::note(note);
+        });
     }
 
     /// Polls the operation: `Ready(Some(i))` when case `i` completed,
@@ -165,6 +170,7 @@ impl Operation {
                 return Poll::Pending;
             }
             wait::retract(waiter.key);
+            Waiter::recycle(waiter);
         }
     }
 
@@ -215,6 +221,7 @@ impl Operation {
                 self.block_until(cases, 0, || false);
             }
             if !Self::park(cases, &waiter) {
+                Waiter::recycle(waiter);
                 continue;
             }
             let done = || matches!(waiter.selection(), Selection::Done(_));
@@ -222,7 +229,9 @@ impl Operation {
                 self.block_until(cases, waiter.key, done);
             }
             let Selection::Done(i) = waiter.selection() else { unreachable!() };
-            return Some(self.finish(cases, i));
+            self.finish(cases, i);
+            Waiter::recycle(waiter);
+            return Some(i);
         }
     }
 
@@ -272,6 +281,7 @@ impl Operation {
             }
         }
         Self::dequeue_all(cases);
+        Waiter::recycle(waiter);
     }
 }
 

@@ -68,7 +68,7 @@ impl<F: Future> Future for Instrumented<F> {
                 Poll::Ready(v)
             }
             Poll::Pending => {
-                if !noted {
+                if noted.is_none() {
                     *crate::shim::lock(&record.wait) = None;
                 }
                 record.leave_running(noted);

@@ -26,11 +26,14 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::task::Waker;
 use std::time::Instant;
 
 use crate::park::resource::Resource;
+use crate::park::wait::Noted;
 use crate::shim::lock;
 use crate::snapshot::{TaskId, TaskKind, WaitReason};
 use crate::stack::Stack;
@@ -286,17 +289,18 @@ impl TaskRecord {
         }
     }
 
-    /// A poll returned `Pending` (or a thread is about to block). `parked` says
-    /// whether only parkwatch waits, with no timer and no outside waker, can
-    /// wake it. If it was notified meanwhile, it stays notified.
-    pub(crate) fn leave_running(self: &Arc<Self>, noted_wait: bool) {
-        let parked = noted_wait
-            && self.outside_wakers.load(Ordering::SeqCst) == 0
-            && !lock(&self.wait).as_ref().is_some_and(|w| w.timer_wakeable);
+    /// A poll returned `Pending` (or a thread is about to block), with `noted`
+    /// what the waits it noted add up to (None: it waits on something outside
+    /// parkwatch). It is parked if only parkwatch can wake it: a wait noted, no
+    /// timer and no outside waker. If it was notified meanwhile, it stays notified.
+    pub(crate) fn leave_running(self: &Arc<Self>, noted: Option<Noted>) {
+        let parked = noted.is_some_and(|n| !n.timer_wakeable) && self.outside_wakers.load(Ordering::SeqCst) == 0;
         let to = if parked { PARKED } else { IDLE };
         if self.run.compare_exchange(RUNNING, to, Ordering::SeqCst, Ordering::SeqCst).is_ok() && parked {
             self.group.remove_live();
-            crate::detect::watch::on_park(self);
+            if noted.is_some_and(|n| n.watched) {
+                crate::detect::watch::on_park(self);
+            }
         }
     }
 
