@@ -44,18 +44,11 @@ impl Future for Sleep {
         if self.inner.as_mut().poll(&mut timer_cx).is_ready() {
             return Poll::Ready(());
         }
-        let mut none = std::iter::empty();
         if self.key == 0 {
             self.key = crate::park::waiter::next_key();
         }
         let key = self.key;
-        wait::note(Note {
-            key,
-            reason: WaitReason::Sleep,
-            site: self.site,
-            resources: &mut none,
-            timer_wakeable: true,
-        });
+        wait::note(Note { key, reason: WaitReason::Sleep, site: self.site, resources: &[], timer_wakeable: true });
         Poll::Pending
     }
 }

@@ -61,6 +61,11 @@ struct State<T> {
 pub(crate) struct ChanCore<T> {
     cap: usize,
     state: Mutex<State<T>>,
+    /// `buf.len()` as of the last change, readable without the lock: only a
+    /// hint for a blocked operation spinning before it parks (it retries
+    /// under the lock when the hint says it may succeed); never a decision.
+    /// A std atomic even under loom, where nothing spins.
+    len_hint: std::sync::atomic::AtomicUsize,
     pub(crate) resource: std::sync::Arc<Resource>,
 }
 
@@ -95,7 +100,22 @@ impl<T> ChanCore<T> {
                 sendq: VecDeque::new(),
             }),
             resource: Resource::new(ResourceKind::Chan { cap }),
+            len_hint: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    fn set_len_hint(&self, len: usize) {
+        self.len_hint.store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a send might complete now (see `len_hint`).
+    pub(crate) fn send_looks_ready(&self) -> bool {
+        self.len_hint.load(std::sync::atomic::Ordering::Relaxed) < self.cap || self.resource.is_closed()
+    }
+
+    /// Whether a receive might complete now (see `len_hint`).
+    pub(crate) fn recv_looks_ready(&self) -> bool {
+        self.len_hint.load(std::sync::atomic::Ordering::Relaxed) > 0 || self.resource.is_closed()
     }
 
     pub(crate) fn cap(&self) -> usize {
@@ -126,6 +146,7 @@ impl<T> ChanCore<T> {
         }
         if st.buf.len() < self.cap {
             st.buf.push_back(v);
+            self.set_len_hint(st.buf.len());
             return Ok(());
         }
         Err(TrySendError::Full(v))
@@ -145,7 +166,10 @@ impl<T> ChanCore<T> {
                 cell.waiter.finish(cell.case);
                 v
             }
-            (Some(v), None) => v,
+            (Some(v), None) => {
+                self.set_len_hint(st.buf.len());
+                v
+            }
             (None, Some(cell)) => {
                 drop(st);
                 let v = take_sent(&cell);
@@ -238,6 +262,7 @@ impl<T> ChanCore<T> {
             cell.waiter.finish(cell.case);
         } else {
             st.buf.push_front(v);
+            self.set_len_hint(st.buf.len());
         }
     }
 }

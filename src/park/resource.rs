@@ -134,6 +134,10 @@ impl Resource {
         })
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_timer_armed(&self) -> bool {
         self.timer_armed.load(Ordering::Acquire)
     }

@@ -109,7 +109,7 @@ pub(crate) struct Note<'a, 'r> {
     pub(crate) reason: WaitReason,
     pub(crate) site: &'static std::panic::Location<'static>,
     /// Each resource waited on, with the operation waiting on it (its case's reason).
-    pub(crate) resources: &'a mut dyn Iterator<Item = (&'r std::sync::Arc<Resource>, WaitReason)>,
+    pub(crate) resources: &'a [(&'r std::sync::Arc<Resource>, WaitReason)],
     pub(crate) timer_wakeable: bool,
 }
 
@@ -124,7 +124,7 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
         let mut wait = lock(&cur.record.wait);
         if let Some(noted) = cur.noted {
             if let Some(w) = wait.as_mut() {
-                w.resources.extend(n.resources.map(|(r, op)| (r.clone(), r.activity(), op)));
+                w.resources.extend(n.resources.iter().map(|&(r, op)| (r.clone(), r.activity(), op)));
                 w.timer_wakeable |= n.timer_wakeable;
                 cur.noted = Some(noted.and(Noted::of(&n)));
             }
@@ -163,18 +163,16 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
 
 /// Makes `kept` the list of `new` resources, each with its activity count
 /// now, reusing the references `kept` already holds to the same resources.
-fn refill(kept: &mut WaitResources, new: &mut dyn Iterator<Item = (&std::sync::Arc<Resource>, WaitReason)>) {
-    let mut len = 0;
-    for (r, op) in new {
+fn refill(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReason)]) {
+    for (i, &(r, op)) in new.iter().enumerate() {
         let entry = (r.activity(), op);
-        match kept.get_mut(len) {
+        match kept.get_mut(i) {
             Some(k) if std::sync::Arc::ptr_eq(&k.0, r) => (k.1, k.2) = entry,
             Some(k) => *k = (r.clone(), entry.0, entry.1),
             None => kept.push((r.clone(), entry.0, entry.1)),
         }
-        len += 1;
     }
-    kept.truncate(len);
+    kept.truncate(new.len());
 }
 
 /// Takes back the note of wait `key` made in this poll (its operation

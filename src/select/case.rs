@@ -42,6 +42,12 @@ pub trait Case {
     fn worth_retrying(&self) -> bool {
         true
     }
+    /// A cheap hint, read without the resource's lock, that [`Case::try_now`]
+    /// might succeed: a spinning operation retries only then, instead of
+    /// taking the lock its counterpart needs again and again.
+    fn looks_ready(&self) -> bool {
+        true
+    }
     /// The channel's identity.
     fn resource(&self) -> Option<&StdArc<Resource>>;
 }
@@ -132,6 +138,10 @@ impl<T> Case for RecvCase<'_, T> {
 
     fn worth_retrying(&self) -> bool {
         self.chan.is_some_and(|c| c.cap() > 0)
+    }
+
+    fn looks_ready(&self) -> bool {
+        self.chan.is_some_and(|c| c.recv_looks_ready())
     }
 }
 
@@ -230,5 +240,9 @@ impl<T> Case for SendCase<'_, T> {
 
     fn worth_retrying(&self) -> bool {
         self.chan.is_some_and(|c| c.cap() > 0)
+    }
+
+    fn looks_ready(&self) -> bool {
+        self.chan.is_some_and(|c| c.send_looks_ready())
     }
 }

@@ -109,9 +109,15 @@ impl Operation {
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
     fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_, '_>)) {
-        let timer_wakeable = cases.iter().any(|c| c.resource().is_some_and(|r| r.is_timer_armed()));
-        let mut resources = cases.iter().filter_map(|c| c.resource().map(|r| (r, c.reason())));
-        f(Note { key, reason: Self::reason(cases), site: self.site, resources: &mut resources, timer_wakeable });
+        let mut resources = smallvec::SmallVec::<[_; 4]>::new();
+        let mut timer_wakeable = false;
+        for case in cases {
+            if let Some(r) = case.resource() {
+                timer_wakeable |= r.is_timer_armed();
+                resources.push((r, case.reason()));
+            }
+        }
+        f(Note { key, reason: Self::reason(cases), site: self.site, resources: &resources, timer_wakeable });
     }
 
     fn record_wait(&self, cases: &[&mut dyn Case], key: u64) {
@@ -202,7 +208,7 @@ impl Operation {
                 let mut chosen = None;
                 if Self::spin_until(
                     &mut || {
-                        chosen = Self::try_cases(cases);
+                        chosen = if cases.iter().any(|c| c.looks_ready()) { Self::try_cases(cases) } else { None };
                         chosen.is_some()
                     },
                     YIELDS_BEFORE_PARKING,
@@ -336,9 +342,8 @@ impl<C: Case> Drop for OneCase<C> {
 #[doc(hidden)]
 pub fn park_forever_blocking(reason: WaitReason) -> ! {
     let site = std::panic::Location::caller();
-    let mut resources = std::iter::empty();
     loop {
-        let note = Note { key: 0, reason, site, resources: &mut resources, timer_wakeable: false };
+        let note = Note { key: 0, reason, site, resources: &[], timer_wakeable: false };
         wait::block_thread(note, || false, thread::park);
     }
 }
@@ -353,14 +358,7 @@ pub struct Forever {
 impl std::future::Future for Forever {
     type Output = std::convert::Infallible;
     fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut resources = std::iter::empty();
-        wait::note(Note {
-            key: 0,
-            reason: self.reason,
-            site: self.site,
-            resources: &mut resources,
-            timer_wakeable: false,
-        });
+        wait::note(Note { key: 0, reason: self.reason, site: self.site, resources: &[], timer_wakeable: false });
         Poll::Pending
     }
 }

@@ -196,12 +196,11 @@ impl<T> Future for JoinHandle<T> {
             if self.key == 0 {
                 self.key = crate::park::waiter::next_key();
             }
-            let mut none = std::iter::empty();
             wait::note(Note {
                 key: self.key,
                 reason: WaitReason::TaskJoin,
                 site: self.record.spawned_at,
-                resources: &mut none,
+                resources: &[],
                 timer_wakeable: false,
             });
         }
