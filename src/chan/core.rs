@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 
 use crate::error::{CloseError, TryRecvError, TrySendError};
+use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
 use crate::park::waiter::{Selection, Waiter};
@@ -34,7 +35,7 @@ pub(crate) enum RecvSlot<T> {
 pub(crate) struct RecvCell<T> {
     pub(crate) waiter: Arc<Waiter>,
     pub(crate) case: usize,
-    pub(crate) slot: Mutex<RecvSlot<T>>,
+    pub(crate) slot: HandOff<RecvSlot<T>>,
 }
 
 /// A parked send's value; taken by a receiver, or left there with `closed`.
@@ -47,7 +48,7 @@ pub(crate) struct SendSlot<T> {
 pub(crate) struct SendCell<T> {
     pub(crate) waiter: Arc<Waiter>,
     pub(crate) case: usize,
-    pub(crate) slot: Mutex<SendSlot<T>>,
+    pub(crate) slot: HandOff<SendSlot<T>>,
 }
 
 struct State<T> {
@@ -139,7 +140,9 @@ impl<T> ChanCore<T> {
         }
         if let Some(cell) = pop_claimed(&mut st.recvq, |c| c.waiter.try_claim(c.case)) {
             drop(st);
-            *lock(&cell.slot) = RecvSlot::Value(v);
+            // SAFETY: this thread won the claim of `cell`'s case and has not
+            // published yet (`park::handoff`, party 2).
+            unsafe { cell.slot.with(|s| *s = RecvSlot::Value(v)) };
             self.resource.bump();
             cell.waiter.finish(cell.case);
             return Ok(());
@@ -199,11 +202,13 @@ impl<T> ChanCore<T> {
         drop(st);
         let mut wakes = Vec::new();
         for cell in recvs.into_iter().filter(|c| c.waiter.try_claim(c.case)) {
-            *lock(&cell.slot) = RecvSlot::Closed;
+            // SAFETY: claimed just now, published below (`park::handoff`, party 2).
+            unsafe { cell.slot.with(|s| *s = RecvSlot::Closed) };
             wakes.push((cell.waiter.clone(), cell.case));
         }
         for cell in sends.into_iter().filter(|c| c.waiter.try_claim(c.case)) {
-            lock(&cell.slot).closed = true;
+            // SAFETY: claimed just now, published below (`park::handoff`, party 2).
+            unsafe { cell.slot.with(|s| s.closed = true) };
             wakes.push((cell.waiter.clone(), cell.case));
         }
         wake_all(wakes);
@@ -258,7 +263,8 @@ impl<T> ChanCore<T> {
         let mut st = lock(&self.state);
         if let Some(cell) = pop_claimed(&mut st.recvq, |c| c.waiter.try_claim(c.case)) {
             drop(st);
-            *lock(&cell.slot) = RecvSlot::Value(v);
+            // SAFETY: claimed just now, published next (`park::handoff`, party 2).
+            unsafe { cell.slot.with(|s| *s = RecvSlot::Value(v)) };
             cell.waiter.finish(cell.case);
         } else {
             st.buf.push_front(v);
@@ -267,8 +273,11 @@ impl<T> ChanCore<T> {
     }
 }
 
+/// Takes the value of a send cell whose case the caller has just claimed.
 fn take_sent<T>(cell: &SendCell<T>) -> T {
-    lock(&cell.slot).value.take().expect("a parked send always holds its value until claimed")
+    // SAFETY: every caller won the claim of `cell`'s case and publishes only
+    // after this (`park::handoff`, party 2).
+    unsafe { cell.slot.with(|s| s.value.take()) }.expect("a parked send always holds its value until claimed")
 }
 
 fn has_live_other<C>(q: &VecDeque<Arc<C>>, me: &Arc<Waiter>, waiter: impl Fn(&C) -> &Arc<Waiter>) -> bool {

@@ -3,10 +3,13 @@
 //!
 //! - [`waiter`]: one [`Waiter`](waiter::Waiter) per blocked operation (one for a
 //!   whole `select`), claimed exactly once by whoever completes it.
+//! - [`handoff`]: the lock-free slot of a parked operation's queue entry,
+//!   guarded by the waiter's claim protocol.
 //! - [`resource`]: the untyped identity of what is waited on (a channel, a lock).
 //! - [`wait`]: the record of a wait against the current task, which the deadlock
 //!   check and the dumps read.
 
+pub(crate) mod handoff;
 pub(crate) mod resource;
 pub(crate) mod wait;
 pub(crate) mod waiter;

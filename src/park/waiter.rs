@@ -51,7 +51,9 @@ pub(crate) enum Notifier {
     Waker(Waker),
     /// A blocking operation on an OS thread, registered or not.
     Thread { thread: shim::thread::Thread, task: Option<std::sync::Arc<TaskRecord>> },
-    /// Nobody: a finished waiter kept for reuse (see [`Waiter::recycle`]).
+    /// Nobody: a finished waiter kept for reuse (see [`Waiter::recycle`];
+    /// not under loom, which does not reuse waiters).
+    #[cfg_attr(loom, allow(dead_code))]
     None,
 }
 

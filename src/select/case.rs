@@ -9,9 +9,10 @@ use std::sync::Arc as StdArc;
 
 use crate::chan::core::{ChanCore, RecvCell, RecvSlot, SendCell, SendSlot};
 use crate::error::SendError;
+use crate::park::handoff::HandOff;
 use crate::park::resource::Resource;
 use crate::park::waiter::Waiter;
-use crate::shim::{lock, Arc, Mutex};
+use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
 /// One case of a select, type-erased for the engine.
@@ -27,9 +28,12 @@ pub trait Case {
     /// fall between them.
     fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool;
     /// Takes this case off its channel (no-op if a counterpart already did).
-    /// If it was not completed, a send case gets its value back.
+    /// If it was not completed, a send case gets its value back. Called only
+    /// once nobody can claim the case any more (its waiter was aborted, or
+    /// completed through another case).
     fn dequeue(&mut self);
-    /// This case was completed by a counterpart: move the result out of its cell.
+    /// This case was completed by a counterpart: move the result out of its
+    /// cell. Called only after its waiter was seen `Done` for this case.
     fn collect(&mut self);
     /// This case was completed but its operation was cancelled before it could
     /// return: give back what it received, so that nothing is lost.
@@ -93,7 +97,7 @@ impl<T> Case for RecvCase<'_, T> {
 
     fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
-        let cell = Arc::new(RecvCell { waiter: waiter.clone(), case: index, slot: Mutex::new(RecvSlot::Empty) });
+        let cell = Arc::new(RecvCell { waiter: waiter.clone(), case: index, slot: HandOff::new(RecvSlot::Empty) });
         let parked = chan.enqueue_recv(cell.clone());
         if parked {
             self.cell = Some(cell);
@@ -109,7 +113,8 @@ impl<T> Case for RecvCase<'_, T> {
 
     fn collect(&mut self) {
         let cell = self.cell.take().expect("a completed receive case has its cell");
-        let slot = std::mem::replace(&mut *lock(&cell.slot), RecvSlot::Empty);
+        // SAFETY: `collect` runs once the case is `Done` (`park::handoff`, party 3).
+        let slot = unsafe { cell.slot.with(|s| std::mem::replace(s, RecvSlot::Empty)) };
         self.result = Some(match slot {
             RecvSlot::Value(v) => Some(v),
             RecvSlot::Closed => None,
@@ -193,12 +198,14 @@ impl<T> Case for SendCase<'_, T> {
     fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
         let slot = SendSlot { value: self.value.take(), closed: false };
-        let cell = Arc::new(SendCell { waiter: waiter.clone(), case: index, slot: Mutex::new(slot) });
+        let cell = Arc::new(SendCell { waiter: waiter.clone(), case: index, slot: HandOff::new(slot) });
         if chan.enqueue_send(cell.clone()) {
             self.cell = Some(cell);
             return true;
         }
-        self.value = lock(&cell.slot).value.take();
+        // SAFETY: the channel refused the cell: nobody else ever saw it
+        // (`park::handoff`, party 1).
+        self.value = unsafe { cell.slot.with(|s| s.value.take()) };
         false
     }
 
@@ -206,15 +213,18 @@ impl<T> Case for SendCase<'_, T> {
         if let (Some(chan), Some(cell)) = (self.chan, self.cell.take()) {
             chan.dequeue_send(&cell);
             // Not completed (else `collect` took the cell): the value comes home.
-            self.value = lock(&cell.slot).value.take();
+            // SAFETY: `dequeue` runs once nobody can claim the case any more
+            // (`park::handoff`, party 3).
+            self.value = unsafe { cell.slot.with(|s| s.value.take()) };
         }
     }
 
     fn collect(&mut self) {
         let cell = self.cell.take().expect("a completed send case has its cell");
-        let mut slot = lock(&cell.slot);
-        self.result = Some(if slot.closed {
-            Err(SendError(slot.value.take().expect("a send completed by close keeps its value")))
+        // SAFETY: `collect` runs once the case is `Done` (`park::handoff`, party 3).
+        let (closed, value) = unsafe { cell.slot.with(|s| (s.closed, s.value.take())) };
+        self.result = Some(if closed {
+            Err(SendError(value.expect("a send completed by close keeps its value")))
         } else {
             Ok(())
         });
