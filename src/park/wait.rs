@@ -138,14 +138,15 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
                 w.timer_wakeable = n.timer_wakeable;
             }
             _ => {
-                let captured = crate::stack::capture(n.site);
-                // A task usually waits on what it waited on last time: keep
-                // those references instead of dropping and cloning them.
-                let mut resources = wait.take().map(|w| w.resources).unwrap_or_default();
+                // A task usually waits on what it waited on last time, where
+                // it waited last time: keep those references instead of
+                // dropping and cloning them.
+                let (mut resources, prev_stack) = wait.take().map(|w| (w.resources, w.stack)).unwrap_or_default();
+                let captured = crate::stack::capture(n.site, prev_stack);
                 refill(&mut resources, n.resources);
                 *wait = Some(WaitInfo {
                     key: n.key,
-                    seq: cur.record.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    seq: cur.record.take_seq(),
                     reason: n.reason,
                     site: n.site,
                     since: Instant::now(),

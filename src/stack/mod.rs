@@ -115,12 +115,13 @@ fn enabled_by(value: Option<&str>) -> bool {
 
 /// Called when a task/thread parks on a parkwatch primitive, from inside the
 /// primitive's poll. `site` is the `#[track_caller]` location of the user's
-/// operation.
+/// operation; `prev` is the stack of the task's previous wait, if it had one
+/// (given up, or kept when it is the one to reuse).
 ///
 /// Returns `None` when capture is disabled, otherwise the stack and `true`
 /// when it was reused from an earlier capture at the same site (see the
 /// module docs for the policy).
-pub(crate) fn capture(site: &'static Location<'static>) -> Option<(Arc<Stack>, bool)> {
+pub(crate) fn capture(site: &'static Location<'static>, prev: Option<Arc<Stack>>) -> Option<(Arc<Stack>, bool)> {
     if cfg!(any(loom, miri)) || !enabled() {
         return None;
     }
@@ -130,9 +131,14 @@ pub(crate) fn capture(site: &'static Location<'static>) -> Option<(Arc<Stack>, b
             let mut sites = sites.try_borrow_mut().ok()?;
             let st = sites.entry(key).or_insert_with(SiteState::new);
             if st.policy.should_capture(Instant::now) {
-                None
-            } else {
-                st.last.clone()
+                return None;
+            }
+            match (prev, &st.last) {
+                // The task's previous wait already holds the site's last
+                // stack (a task parking at one site again and again): keep
+                // that reference rather than clone one and drop the other.
+                (Some(prev), Some(last)) if Arc::ptr_eq(&prev, last) => Some(prev),
+                (_, last) => last.clone(),
             }
         })
         .ok()
@@ -333,7 +339,7 @@ mod tests {
 
     #[track_caller]
     fn park_here() -> (Arc<Stack>, bool) {
-        capture(Location::caller()).expect("capture is on in tests")
+        capture(Location::caller(), None).expect("capture is on in tests")
     }
 
     #[track_caller]
@@ -361,6 +367,32 @@ mod tests {
         // Identical fresh captures are shared, sampled ones reuse the last capture.
         assert!(runs.iter().all(|(st, _)| Arc::ptr_eq(st, &runs[0].0)));
         assert!(runs[0].0.ips().len() <= MAX_FRAMES && !runs[0].0.ips().is_empty());
+    }
+
+    /// The previous wait's stack handed in is the one returned when it is
+    /// the site's last stack, and never when the site's last stack differs.
+    #[test]
+    fn reuse_returns_the_sites_stack_whatever_the_previous_wait_held() {
+        let (elsewhere, _) = park_here();
+        let site = Location::caller();
+        let mut prev: Option<Arc<Stack>> = None;
+        let mut reused = 0;
+        // The first parks of a site are fresh captures; then reuse sets in
+        // (bounded: a slow machine may earn a token back now and then).
+        for _ in 0..1000 {
+            let (st, sampled) = capture(site, prev.take()).expect("capture is on in tests");
+            if sampled {
+                let (other, _) = capture(site, Some(elsewhere.clone())).expect("capture is on in tests");
+                assert!(Arc::ptr_eq(&other, &st), "a foreign previous stack is not returned");
+                assert!(!Arc::ptr_eq(&other, &elsewhere));
+                reused += 1;
+            }
+            prev = Some(st);
+            if reused == 10 {
+                break;
+            }
+        }
+        assert_eq!(reused, 10, "the hot site's stack was reused");
     }
 
     #[test]

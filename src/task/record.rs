@@ -186,8 +186,8 @@ pub(crate) struct TaskRecord {
     /// socket, a foreign future): while non-zero the task may wake on its own.
     outside_wakers: AtomicU32,
     pub(crate) wait: Mutex<Option<WaitInfo>>,
-    /// Source of `WaitInfo::seq`.
-    pub(crate) next_seq: AtomicU64,
+    /// Source of `WaitInfo::seq`; written only under `wait`'s lock (see `take_seq`).
+    next_seq: AtomicU64,
     /// Wakers of the tasks joining this one, allocated by the first joiner
     /// (most tasks are never joined while they run; most joined ones, once).
     joiners: Mutex<Option<Box<smallvec::SmallVec<[Waker; 1]>>>>,
@@ -279,6 +279,15 @@ impl TaskRecord {
 
     pub(crate) fn run_state(&self) -> u8 {
         self.run.load(Ordering::SeqCst)
+    }
+
+    /// The number of the task's next wait. Called only by `park::wait::note`
+    /// under the `wait` lock, so a load and a store suffice (no atomic
+    /// read-modify-write on every park).
+    pub(crate) fn take_seq(&self) -> u64 {
+        let seq = self.next_seq.load(Ordering::Relaxed);
+        self.next_seq.store(seq + 1, Ordering::Relaxed);
+        seq
     }
 
     /// A poll (or a thread's wake-up) begins.
