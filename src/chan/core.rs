@@ -22,7 +22,10 @@ use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
 use crate::park::waiter::{Selection, Waiter};
-use crate::shim::{lock, Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::shim::{lock, Arc, Mutex, MutexGuard};
 
 /// What a parked receiver ends up with.
 pub(crate) enum RecvSlot<T> {
@@ -62,12 +65,48 @@ struct State<T> {
 pub(crate) struct ChanCore<T> {
     cap: usize,
     state: Mutex<State<T>>,
-    /// `buf.len()` as of the last change, readable without the lock: only a
-    /// hint for a blocked operation spinning before it parks (it retries
-    /// under the lock when the hint says it may succeed); never a decision.
-    /// A std atomic even under loom, where nothing spins.
-    len_hint: std::sync::atomic::AtomicUsize,
+    hints: Hints,
     pub(crate) resource: std::sync::Arc<Resource>,
+}
+
+/// The lengths of the buffer and of the queues as of the last release of the
+/// lock, readable without it: hints for an operation deciding whether to try
+/// before it parks (a try that looks futile is skipped: parking rechecks under
+/// the lock, so a stale hint costs a retry, never a lost wake-up) and for a
+/// blocked thread spinning before it sleeps. Never a decision. Std atomics
+/// even under loom: they order nothing.
+#[derive(Default)]
+struct Hints {
+    buf: AtomicUsize,
+    recvq: AtomicUsize,
+    sendq: AtomicUsize,
+}
+
+/// The locked state of a channel; publishes [`Hints`] when released.
+struct Locked<'a, T> {
+    state: MutexGuard<'a, State<T>>,
+    hints: &'a Hints,
+}
+
+impl<T> std::ops::Deref for Locked<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        &self.state
+    }
+}
+
+impl<T> std::ops::DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.state
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        self.hints.buf.store(self.state.buf.len(), Relaxed);
+        self.hints.recvq.store(self.state.recvq.len(), Relaxed);
+        self.hints.sendq.store(self.state.sendq.len(), Relaxed);
+    }
 }
 
 /// A claimed waiter to wake once the channel lock is released.
@@ -101,22 +140,25 @@ impl<T> ChanCore<T> {
                 sendq: VecDeque::new(),
             }),
             resource: Resource::new(ResourceKind::Chan { cap }),
-            len_hint: std::sync::atomic::AtomicUsize::new(0),
+            hints: Hints::default(),
         }
     }
 
-    fn set_len_hint(&self, len: usize) {
-        self.len_hint.store(len, std::sync::atomic::Ordering::Relaxed);
+    /// Locks the state; the hints are published when the guard is released.
+    fn lock(&self) -> Locked<'_, T> {
+        Locked { state: lock(&self.state), hints: &self.hints }
     }
 
-    /// Whether a send might complete now (see `len_hint`).
+    /// Whether a send might complete now (see [`Hints`]): room in the buffer,
+    /// a receiver queued, or closed.
     pub(crate) fn send_looks_ready(&self) -> bool {
-        self.len_hint.load(std::sync::atomic::Ordering::Relaxed) < self.cap || self.resource.is_closed()
+        self.hints.buf.load(Relaxed) < self.cap || self.hints.recvq.load(Relaxed) > 0 || self.resource.is_closed()
     }
 
-    /// Whether a receive might complete now (see `len_hint`).
+    /// Whether a receive might complete now (see [`Hints`]): a buffered
+    /// value, a sender queued, or closed.
     pub(crate) fn recv_looks_ready(&self) -> bool {
-        self.len_hint.load(std::sync::atomic::Ordering::Relaxed) > 0 || self.resource.is_closed()
+        self.hints.buf.load(Relaxed) > 0 || self.hints.sendq.load(Relaxed) > 0 || self.resource.is_closed()
     }
 
     pub(crate) fn cap(&self) -> usize {
@@ -124,17 +166,17 @@ impl<T> ChanCore<T> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        lock(&self.state).buf.len()
+        self.lock().buf.len()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        lock(&self.state).closed
+        self.lock().closed
     }
 
     /// Sends without blocking: to a waiting receiver, else into the buffer.
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         self.resource.wakers.record(current_id());
-        let mut st = lock(&self.state);
+        let mut st = self.lock();
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
@@ -149,7 +191,6 @@ impl<T> ChanCore<T> {
         }
         if st.buf.len() < self.cap {
             st.buf.push_back(v);
-            self.set_len_hint(st.buf.len());
             return Ok(());
         }
         Err(TrySendError::Full(v))
@@ -159,7 +200,7 @@ impl<T> ChanCore<T> {
     /// sender), else straight from a waiting sender.
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         self.resource.waiters.record(current_id());
-        let mut st = lock(&self.state);
+        let mut st = self.lock();
         let sender = pop_claimed(&mut st.sendq, |c| c.waiter.try_claim(c.case));
         let value = match (st.buf.pop_front(), sender) {
             (Some(v), Some(cell)) => {
@@ -169,10 +210,7 @@ impl<T> ChanCore<T> {
                 cell.waiter.finish(cell.case);
                 v
             }
-            (Some(v), None) => {
-                self.set_len_hint(st.buf.len());
-                v
-            }
+            (Some(v), None) => v,
             (None, Some(cell)) => {
                 drop(st);
                 let v = take_sent(&cell);
@@ -190,7 +228,7 @@ impl<T> ChanCore<T> {
     /// receivers get "closed", senders get their value back.
     pub(crate) fn close(&self) -> Result<(), CloseError> {
         self.resource.wakers.record(current_id());
-        let mut st = lock(&self.state);
+        let mut st = self.lock();
         if st.closed {
             return Err(CloseError::AlreadyClosed);
         }
@@ -221,7 +259,9 @@ impl<T> ChanCore<T> {
     /// Entries of `cell`'s own waiter (its select's send cases) do not count:
     /// a task cannot rendezvous with itself.
     pub(crate) fn enqueue_recv(&self, cell: Arc<RecvCell<T>>) -> bool {
-        let mut st = lock(&self.state);
+        // A receive may park without trying first (`Case::looks_ready`).
+        self.resource.waiters.record(current_id());
+        let mut st = self.lock();
         if st.closed || !st.buf.is_empty() || has_live_other(&st.sendq, &cell.waiter, |c| &c.waiter) {
             return false;
         }
@@ -232,7 +272,9 @@ impl<T> ChanCore<T> {
     /// Parks a send case here, unless a send could complete now (see
     /// [`ChanCore::enqueue_recv`]).
     pub(crate) fn enqueue_send(&self, cell: Arc<SendCell<T>>) -> bool {
-        let mut st = lock(&self.state);
+        // A send may park without trying first (`Case::looks_ready`).
+        self.resource.wakers.record(current_id());
+        let mut st = self.lock();
         if st.closed || st.buf.len() < self.cap || has_live_other(&st.recvq, &cell.waiter, |c| &c.waiter) {
             return false;
         }
@@ -242,17 +284,17 @@ impl<T> ChanCore<T> {
 
     /// Removes a receive case parked here, if it still is.
     pub(crate) fn dequeue_recv(&self, cell: &Arc<RecvCell<T>>) {
-        lock(&self.state).recvq.retain(|c| !Arc::ptr_eq(c, cell));
+        self.lock().recvq.retain(|c| !Arc::ptr_eq(c, cell));
     }
 
     /// Removes a send case parked here, if it still is.
     pub(crate) fn dequeue_send(&self, cell: &Arc<SendCell<T>>) {
-        lock(&self.state).sendq.retain(|c| !Arc::ptr_eq(c, cell));
+        self.lock().sendq.retain(|c| !Arc::ptr_eq(c, cell));
     }
 
     /// The tasks parked receiving here.
     pub(crate) fn parked_receivers(&self) -> Vec<u64> {
-        let st = lock(&self.state);
+        let st = self.lock();
         st.recvq.iter().filter(|c| c.waiter.selection() == Selection::Waiting).map(|c| c.waiter.task).collect()
     }
 
@@ -260,7 +302,7 @@ impl<T> ChanCore<T> {
     /// before it could return it: to another parked receiver if there is one,
     /// else at the head of the buffer, so that it is the next value received.
     pub(crate) fn reinject(&self, v: T) {
-        let mut st = lock(&self.state);
+        let mut st = self.lock();
         if let Some(cell) = pop_claimed(&mut st.recvq, |c| c.waiter.try_claim(c.case)) {
             drop(st);
             // SAFETY: claimed just now, published next (`park::handoff`, party 2).
@@ -268,7 +310,6 @@ impl<T> ChanCore<T> {
             cell.waiter.finish(cell.case);
         } else {
             st.buf.push_front(v);
-            self.set_len_hint(st.buf.len());
         }
     }
 }

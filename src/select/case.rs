@@ -47,8 +47,11 @@ pub trait Case {
         true
     }
     /// A cheap hint, read without the resource's lock, that [`Case::try_now`]
-    /// might succeed: a spinning operation retries only then, instead of
-    /// taking the lock its counterpart needs again and again.
+    /// might succeed. A single operation that looks bound to block parks
+    /// without trying first (parking rechecks under the lock), and a spinning
+    /// one retries only when it looks ready, instead of taking the lock its
+    /// counterpart needs again and again. False negatives cost a retry, never
+    /// a lost wake-up.
     fn looks_ready(&self) -> bool {
         true
     }

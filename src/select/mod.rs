@@ -308,11 +308,14 @@ impl<C: Case> OneCase<C> {
     ///
     /// The fast path: an operation not parked yet tries its case directly
     /// (statically dispatched, no engine), which is all a send or receive
-    /// that does not block ever runs.
+    /// that does not block ever runs; and one that is bound to block goes
+    /// straight to parking, without taking the channel's lock to try first
+    /// (see `Case::looks_ready`).
     #[inline]
     pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let parked = self.op.waiter.is_some();
-        if !parked && self.case.try_now() {
+        // A try that looks futile is skipped: parking rechecks under the lock.
+        if !parked && self.case.looks_ready() && self.case.try_now() {
             return Poll::Ready(());
         }
         self.op.poll_tried(&mut [&mut self.case], cx, !parked).map(|_| ())
@@ -322,7 +325,7 @@ impl<C: Case> OneCase<C> {
     /// The same fast path as [`OneCase::poll_case`] comes first.
     #[inline]
     pub(crate) fn block(mut case: C, site: &'static std::panic::Location<'static>) -> C {
-        if !case.try_now() {
+        if !(case.looks_ready() && case.try_now()) {
             Operation::new(false, site).block_tried(&mut [&mut case], true);
         }
         case
