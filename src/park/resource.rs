@@ -40,12 +40,21 @@ pub(crate) const USER_SLOTS: usize = 6;
 
 /// The tasks that have used one side of a resource. Recording costs one
 /// relaxed load when the same task uses it again (the common case).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Users {
+    /// The last id recorded in a slot: the fast path's filter. Starts at an
+    /// id no task has (0 would let the first user outside any task through
+    /// unrecorded).
     last: AtomicU64,
     slots: [AtomicU64; USER_SLOTS],
     /// More distinct users than slots, or a user outside any task.
     overflow: AtomicBool,
+}
+
+impl Default for Users {
+    fn default() -> Users {
+        Users { last: AtomicU64::new(u64::MAX), slots: Default::default(), overflow: AtomicBool::new(false) }
+    }
 }
 
 impl Users {
@@ -57,21 +66,37 @@ impl Users {
         }
     }
 
+    /// Several tasks taking turns on one side (producers of one channel) all
+    /// end up here: reading, not writing, the shared slots keeps their cache
+    /// line shared between cores instead of bouncing it on every operation.
     #[cold]
     fn record_new(&self, id: u64) {
-        self.last.store(id, Ordering::Relaxed);
-        if id == 0 {
-            self.overflow.store(true, Ordering::Relaxed);
+        if id == 0 || self.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
+            if id == 0 {
+                self.set_overflow();
+            }
             return;
         }
         for slot in &self.slots {
+            if slot.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
             match slot.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
+                Ok(_) => {
+                    self.last.store(id, Ordering::Relaxed);
+                    return;
+                }
                 Err(existing) if existing == id => return,
                 Err(_) => {}
             }
         }
-        self.overflow.store(true, Ordering::Relaxed);
+        self.set_overflow();
+    }
+
+    fn set_overflow(&self) {
+        if !self.overflow.load(Ordering::Relaxed) {
+            self.overflow.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The users remembered, and whether there were more (or unknown ones).
@@ -150,5 +175,32 @@ impl Resource {
 
     pub(crate) fn activity(&self) -> u64 {
         self.activity.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Users, USER_SLOTS};
+
+    #[test]
+    fn users_remember_distinct_ids_then_overflow() {
+        let u = Users::default();
+        for round in 0..3 {
+            for id in [7, 8, 7, 9] {
+                u.record(id);
+            }
+            let (mut ids, overflow) = u.get();
+            ids.sort();
+            assert_eq!((ids, overflow), (vec![7, 8, 9], false), "round {round}");
+        }
+        for id in 100..100 + USER_SLOTS as u64 {
+            u.record(id);
+        }
+        let (ids, overflow) = u.get();
+        assert_eq!(ids.len(), USER_SLOTS);
+        assert!(overflow, "more users than slots");
+        let outside = Users::default();
+        outside.record(0);
+        assert_eq!(outside.get(), (vec![], true), "a user outside any task is unknown");
     }
 }
