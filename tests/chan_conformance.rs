@@ -953,3 +953,35 @@ fn fifo_one_sender_one_receiver_threads_stress() {
         assert_sequence(&got, N, &format!("cap {cap}"));
     }
 }
+
+/// A waker that records whether it was woken.
+struct Flag(AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A parked receive polled again from another context (as a combinator
+/// polling it with its own waker would) wakes that context when a sender
+/// completes it, and not the one it parked from.
+#[test]
+fn parked_receive_polled_from_a_new_context_wakes_that_context() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    let c = chan::<i32>(0);
+    let mut fut = c.recv();
+    let (a, b) = (Arc::new(Flag(AtomicBool::new(false))), Arc::new(Flag(AtomicBool::new(false))));
+    let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wa)).is_pending());
+    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)).is_pending());
+    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)).is_pending(), "same context: stays parked");
+    let tx = c.sender();
+    // The receive is parked, so the send completes at once, from another thread.
+    std::thread::spawn(move || tx.send_blocking(7).unwrap()).join().unwrap();
+    assert!(b.0.load(Ordering::SeqCst), "the context it was last polled from is woken");
+    assert!(!a.0.load(Ordering::SeqCst), "the context it left is not");
+    assert_eq!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)), Poll::Ready(Some(7)));
+}

@@ -24,7 +24,7 @@
 
 use std::task::Waker;
 
-use crate::shim::{self, lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::shim::{self, Arc, AtomicUsize, Ordering};
 use crate::task::record::TaskRecord;
 
 const WAITING: usize = usize::MAX;
@@ -75,7 +75,10 @@ impl Notifier {
 /// One blocked operation (a single send/recv, or a whole select).
 pub(crate) struct Waiter {
     state: AtomicUsize,
-    notifier: Mutex<Notifier>,
+    /// Set when the waiter is made and never changed while it is shared, so
+    /// the claimer reads it without a lock (an operation polled with another
+    /// waker parks again with a new waiter, see `select::Operation::poll`).
+    notifier: Notifier,
     /// The task that waits (0: outside any task).
     pub(crate) task: u64,
     /// Unique for the life of the process (an address could be reused by the
@@ -123,7 +126,7 @@ impl Waiter {
     pub(crate) fn new(notifier: Notifier) -> Arc<Waiter> {
         let task = crate::park::wait::current_id();
         let key = next_key();
-        let waiter = Waiter { state: AtomicUsize::new(WAITING), notifier: Mutex::new(notifier), task, key };
+        let waiter = Waiter { state: AtomicUsize::new(WAITING), notifier, task, key };
         #[cfg(not(loom))]
         if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
             // Only this thread can reach a spare (see `recycle`).
@@ -144,7 +147,7 @@ impl Waiter {
         {
             let mut waiter = waiter;
             if let Some(w) = Arc::get_mut(&mut waiter) {
-                *w.notifier.get_mut() = Notifier::None;
+                w.notifier = Notifier::None;
                 let _ = SPARE.try_with(|s| s.set(Some(waiter)));
             }
         }
@@ -168,7 +171,7 @@ impl Waiter {
     /// Publishes the result and wakes the parked side.
     pub(crate) fn finish(&self, case: usize) {
         self.publish(case);
-        lock(&self.notifier).notify();
+        self.notifier.notify();
     }
 
     /// The operation gives up; false if somebody already claimed it (then its
@@ -198,13 +201,12 @@ impl Waiter {
         }
     }
 
-    /// Replaces the waker when an async operation is polled from a new context.
-    pub(crate) fn update_waker(&self, waker: &Waker) {
-        let mut n = lock(&self.notifier);
-        if let Notifier::Waker(w) = &mut *n {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
-            }
+    /// Whether finishing this waiter wakes what `waker` would wake (false:
+    /// the operation was polled from another context since it parked).
+    pub(crate) fn wakes(&self, waker: &Waker) -> bool {
+        match &self.notifier {
+            Notifier::Waker(kept) => crate::task::waker::wakes_same(kept, waker),
+            _ => true,
         }
     }
 }

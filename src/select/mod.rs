@@ -59,11 +59,17 @@ impl Operation {
     }
 
     /// Step 1: completes a ready case, chosen uniformly among the ready ones.
-    fn try_cases(cases: &mut [&mut dyn Case]) -> Option<usize> {
+    ///
+    /// Without `default`, a case whose hints say it cannot complete is not
+    /// tried (its lock is not taken): if the hint was stale, parking finds
+    /// the case ready and comes back here. With `default`, every case is
+    /// tried, as "nothing is ready" must then be exact.
+    fn try_cases(&self, cases: &mut [&mut dyn Case]) -> Option<usize> {
+        let worth_trying = |c: &dyn Case| self.has_default || c.looks_ready();
         if let [only] = cases {
-            return only.try_now().then_some(0);
+            return (worth_trying(&**only) && only.try_now()).then_some(0);
         }
-        rand::Permutation::new(cases.len()).find(|&i| cases[i].try_now())
+        rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
     }
 
     /// Step 2: enqueues every case. Returns false, with every cell taken back,
@@ -154,18 +160,36 @@ impl Operation {
                 match waiter.selection() {
                     Selection::Done(i) => return Poll::Ready(Some(self.finish(cases, i))),
                     // The claimer publishes and wakes us in a moment.
-                    Selection::Busy => return Poll::Pending,
-                    Selection::Waiting => {
-                        waiter.update_waker(&crate::task::waker::internal_clone(cx.waker()));
+                    Selection::Busy if waiter.wakes(cx.waker()) => return Poll::Pending,
+                    // ... but it wakes the context we parked from, not this one.
+                    Selection::Busy => {
+                        let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
+                        return Poll::Ready(Some(self.finish(cases, i)));
+                    }
+                    Selection::Waiting if waiter.wakes(cx.waker()) => {
                         let key = waiter.key;
                         self.record_wait(cases, key);
                         return Poll::Pending;
+                    }
+                    Selection::Waiting => {
+                        // Polled from another context: park again with a
+                        // waiter for it (a waiter's notifier never changes).
+                        let waiter = self.waiter.take().expect("matched above");
+                        if waiter.try_abort() {
+                            Self::dequeue_all(cases);
+                            Waiter::recycle(waiter);
+                            continue;
+                        }
+                        // Claimed meanwhile: the claimer is about to publish.
+                        let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
+                        self.waiter = Some(waiter);
+                        return Poll::Ready(Some(self.finish(cases, i)));
                     }
                     Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
                 }
             }
             if !std::mem::take(&mut tried) {
-                if let Some(i) = Self::try_cases(cases) {
+                if let Some(i) = self.try_cases(cases) {
                     return Poll::Ready(Some(i));
                 }
             }
@@ -204,7 +228,7 @@ impl Operation {
     fn block_tried(&mut self, cases: &mut [&mut dyn Case], mut tried: bool) -> Option<usize> {
         loop {
             if !std::mem::take(&mut tried) {
-                if let Some(i) = Self::try_cases(cases) {
+                if let Some(i) = self.try_cases(cases) {
                     return Some(i);
                 }
             }
@@ -217,7 +241,7 @@ impl Operation {
                 let mut chosen = None;
                 if Self::spin_until(
                     &mut || {
-                        chosen = if cases.iter().any(|c| c.looks_ready()) { Self::try_cases(cases) } else { None };
+                        chosen = if cases.iter().any(|c| c.looks_ready()) { self.try_cases(cases) } else { None };
                         chosen.is_some()
                     },
                     YIELDS_BEFORE_PARKING,

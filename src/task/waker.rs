@@ -118,6 +118,17 @@ pub(crate) fn internal_clone(w: &Waker) -> Waker {
     }
 }
 
+/// Whether `kept` (made by [`internal_clone`]) wakes the same task as `w`: a
+/// parkwatch waker's clones point at the same data with another vtable of
+/// the same family.
+pub(crate) fn wakes_same(kept: &Waker, w: &Waker) -> bool {
+    let (kv, wv) = (kept.vtable(), w.vtable());
+    if (ON_RECORD.owns(kv) && ON_RECORD.owns(wv)) || (ON_WAKER.owns(kv) && ON_WAKER.owns(wv)) {
+        return kept.data() == w.data();
+    }
+    kept.will_wake(w)
+}
+
 /// The three kinds of parkwatch waker pointing to one [`Target`] type.
 struct Vtables {
     /// The waker handed to the future: its clones are outside ones.
