@@ -117,3 +117,20 @@ fn the_counter_sees_allocations() {
     });
     assert_eq!(n, 1);
 }
+
+/// Parking may allocate, but only its queue entry: the waiter of a finished
+/// operation is reused by the thread's next one.
+#[test]
+fn a_steady_park_allocates_only_its_queue_entry() {
+    let c = parkwatch::chan::<u64>(0);
+    let round = |i: u64| {
+        let mut recv = pin!(c.recv());
+        let cx = &mut Context::from_waker(Waker::noop());
+        assert!(recv.as_mut().poll(cx).is_pending(), "nobody sends yet: the receive parks");
+        c.try_send(i).expect("the parked receive takes it");
+        assert_eq!(recv.as_mut().poll(cx), Poll::Ready(Some(i)));
+    };
+    round(0);
+    let n = allocations_during(|| (1..=1000).for_each(round));
+    assert_eq!(n, 1000, "one allocation per park (its cell), none for its waiter");
+}
