@@ -1,28 +1,31 @@
-//! One worker, two tasks, N messages over a channel: a deterministic
-//! schedule, so instruction counts per message (callgrind) are exact.
+//! Two tasks, N messages over a channel. On one worker (the default) the
+//! schedule is deterministic, so instruction counts per message (callgrind)
+//! are exact.
 //!
 //! ```sh
 //! cargo run --release --example pingpong -- 100000          # parkwatch, unbuffered
 //! cargo run --release --example pingpong -- 100000 1024     # parkwatch, capacity 1024
 //! cargo run --release --example pingpong -- 100000 0 kanal  # the same over kanal, on plain tokio
+//! cargo run --release --example pingpong -- 100000 0 parkwatch 2  # on 2 workers (not deterministic)
 //! ```
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let cap: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let which = args.next().unwrap_or_else(|| "parkwatch".into());
+    let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let start = std::time::Instant::now();
     let sum = match which.as_str() {
-        "parkwatch" => parkwatch_pingpong(n, cap),
-        "kanal" => kanal_pingpong(n, cap),
+        "parkwatch" => parkwatch_pingpong(n, cap, workers),
+        "kanal" => kanal_pingpong(n, cap, workers),
         other => panic!("unknown implementation {other:?} (parkwatch or kanal)"),
     };
     assert_eq!(sum, n * (n - 1) / 2);
     println!("{which}: {n} messages, cap {cap}: {:.1} ns/msg", start.elapsed().as_nanos() as f64 / n as f64);
 }
 
-fn parkwatch_pingpong(n: u64, cap: usize) -> u64 {
-    let rt = parkwatch::Runtime::builder().worker_threads(1).build().unwrap();
+fn parkwatch_pingpong(n: u64, cap: usize, workers: usize) -> u64 {
+    let rt = parkwatch::Runtime::builder().worker_threads(workers).build().unwrap();
     rt.block_on(async move {
         let c = parkwatch::chan::<u64>(cap);
         let tx = c.sender();
@@ -45,8 +48,8 @@ fn parkwatch_pingpong(n: u64, cap: usize) -> u64 {
     .unwrap()
 }
 
-fn kanal_pingpong(n: u64, cap: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+fn kanal_pingpong(n: u64, cap: usize, workers: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().unwrap();
     rt.block_on(async move {
         let (tx, rx) = kanal::bounded_async::<u64>(cap);
         let p = tokio::spawn(async move {
