@@ -74,6 +74,13 @@ pub(crate) use parking_lot::{Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
+
+/// A mutex loom does not model (the task records'): parking_lot's, or std's
+/// under loom, where [`lock`] retries it instead of blocking the model.
+#[cfg(not(loom))]
+pub(crate) type PlainMutex<T> = parking_lot::Mutex<T>;
+#[cfg(loom)]
+pub(crate) type PlainMutex<T> = std::sync::Mutex<T>;
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
@@ -102,24 +109,6 @@ impl<T: ?Sized> Lock for std::sync::Mutex<T> {
     #[inline]
     fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
         self.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The task records' mutexes stay parking_lot's under loom, unmodeled: as for
-/// std's above, a contended one is retried, yielding to the other loom threads.
-#[cfg(loom)]
-impl<T: ?Sized> Lock for parking_lot::Mutex<T> {
-    type Guard<'a>
-        = parking_lot::MutexGuard<'a, T>
-    where
-        T: 'a;
-    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
-        loop {
-            if let Some(g) = self.try_lock() {
-                return g;
-            }
-            loom::thread::yield_now();
-        }
     }
 }
 

@@ -28,13 +28,12 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use std::task::Waker;
 use std::time::Instant;
 
 use crate::park::resource::Resource;
 use crate::park::wait::Noted;
-use crate::shim::lock;
+use crate::shim::{lock, PlainMutex as Mutex};
 use crate::snapshot::{TaskId, TaskKind, WaitReason};
 use crate::stack::Stack;
 
