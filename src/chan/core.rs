@@ -152,13 +152,13 @@ impl<T> ChanCore<T> {
     /// Whether a send might complete now (see [`Hints`]): room in the buffer,
     /// a receiver queued, or closed.
     pub(crate) fn send_looks_ready(&self) -> bool {
-        self.hints.buf.load(Relaxed) < self.cap || self.hints.recvq.load(Relaxed) > 0 || self.resource.is_closed()
+        self.hints.buf.load(Relaxed) < self.cap || self.hints.recvq.load(Relaxed) > 0 || self.is_closed()
     }
 
     /// Whether a receive might complete now (see [`Hints`]): a buffered
     /// value, a sender queued, or closed.
     pub(crate) fn recv_looks_ready(&self) -> bool {
-        self.hints.buf.load(Relaxed) > 0 || self.hints.sendq.load(Relaxed) > 0 || self.resource.is_closed()
+        self.hints.buf.load(Relaxed) > 0 || self.hints.sendq.load(Relaxed) > 0 || self.is_closed()
     }
 
     pub(crate) fn cap(&self) -> usize {
@@ -169,8 +169,9 @@ impl<T> ChanCore<T> {
         self.lock().buf.len()
     }
 
+    /// Whether `close` was called (the resource's flag, set under the lock).
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.resource.is_closed()
     }
 
     /// Sends without blocking: to a waiting receiver, else into the buffer.

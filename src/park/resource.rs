@@ -71,10 +71,10 @@ impl Users {
     /// line shared between cores instead of bouncing it on every operation.
     #[cold]
     fn record_new(&self, id: u64) {
-        if id == 0 || self.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
-            if id == 0 {
-                self.set_overflow();
-            }
+        if id == 0 {
+            return self.set_overflow();
+        }
+        if self.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
             return;
         }
         for slot in &self.slots {
