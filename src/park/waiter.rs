@@ -51,8 +51,8 @@ pub(crate) enum Notifier {
     Waker(Waker),
     /// A blocking operation on an OS thread, registered or not.
     Thread { thread: shim::thread::Thread, task: Option<std::sync::Arc<TaskRecord>> },
-    /// Nobody: a finished waiter kept for reuse (see [`Waiter::recycle`];
-    /// not under loom, which does not reuse waiters).
+    /// Nobody: a finished waiter kept for reuse (see [`OwnedWaiter`]; not
+    /// under loom, which does not reuse waiters).
     #[cfg_attr(loom, allow(dead_code))]
     None,
 }
@@ -122,39 +122,50 @@ std::thread_local! {
     static SPARE: std::cell::Cell<Option<Arc<Waiter>>> = const { std::cell::Cell::new(None) };
 }
 
-impl Waiter {
-    pub(crate) fn new(notifier: Notifier) -> Arc<Waiter> {
+/// A waiter held by the operation that made it. Dropping it gives the
+/// allocation back for the thread's next waiter, if nobody else holds it any
+/// more (no queue entry, no claimer still finishing); its notifier is dropped
+/// then, as it holds the task.
+pub(crate) struct OwnedWaiter(Option<Arc<Waiter>>);
+
+impl OwnedWaiter {
+    /// A new waiter for an operation that is about to park.
+    pub(crate) fn new(notifier: Notifier) -> OwnedWaiter {
         let task = crate::park::wait::current_id();
         let key = next_key();
         let waiter = Waiter { state: AtomicUsize::new(WAITING), notifier, task, key };
         #[cfg(not(loom))]
         if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
-            // Only this thread can reach a spare (see `recycle`).
+            // Only this thread can reach a spare (see `OwnedWaiter`'s drop).
             if let Some(slot) = Arc::get_mut(&mut spare) {
                 *slot = waiter;
-                return spare;
+                return OwnedWaiter(Some(spare));
             }
         }
-        Arc::new(waiter)
+        OwnedWaiter(Some(Arc::new(waiter)))
     }
+}
 
-    /// The operation is done with `waiter`. If nobody else holds it any more
-    /// (no queue entry, no claimer still finishing), its allocation is kept
-    /// for this thread's next [`Waiter::new`]; its notifier is dropped now, as
-    /// it holds the task.
-    pub(crate) fn recycle(waiter: Arc<Waiter>) {
+impl std::ops::Deref for OwnedWaiter {
+    type Target = Arc<Waiter>;
+    fn deref(&self) -> &Arc<Waiter> {
+        self.0.as_ref().expect("an owned waiter holds its waiter until dropped")
+    }
+}
+
+impl Drop for OwnedWaiter {
+    fn drop(&mut self) {
         #[cfg(not(loom))]
-        {
-            let mut waiter = waiter;
+        if let Some(mut waiter) = self.0.take() {
             if let Some(w) = Arc::get_mut(&mut waiter) {
                 w.notifier = Notifier::None;
                 let _ = SPARE.try_with(|s| s.set(Some(waiter)));
             }
         }
-        #[cfg(loom)]
-        drop(waiter);
     }
+}
 
+impl Waiter {
     /// Tries to become the party that completes `case`. On success the caller
     /// must fill the case's slot and then call [`Waiter::finish`].
     pub(crate) fn try_claim(&self, case: usize) -> bool {

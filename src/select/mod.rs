@@ -27,7 +27,7 @@ pub use case::{Case, RecvCase, SendCase};
 pub use dynamic::{Select, SelectedCase};
 
 use crate::park::wait::{self, Note};
-use crate::park::waiter::{Notifier, Selection, Waiter};
+use crate::park::waiter::{Notifier, OwnedWaiter, Selection, Waiter};
 use crate::shim::{thread, Arc};
 use crate::snapshot::WaitReason;
 
@@ -48,7 +48,7 @@ const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The state of one (possibly parked) operation over a list of cases.
 pub(crate) struct Operation {
-    waiter: Option<Arc<Waiter>>,
+    waiter: Option<OwnedWaiter>,
     has_default: bool,
     site: &'static std::panic::Location<'static>,
 }
@@ -90,12 +90,10 @@ impl Operation {
 
     /// Step 3: collects case `chosen` and takes back every other cell.
     fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
-        let waiter = self.waiter.take();
+        // Dropped last, once no cell holds it, so that it can be reused.
+        let _waiter = self.waiter.take();
         cases[chosen].collect();
         Self::dequeue_all(cases);
-        if let Some(waiter) = waiter {
-            Waiter::recycle(waiter);
-        }
         chosen
     }
 
@@ -177,7 +175,6 @@ impl Operation {
                         let waiter = self.waiter.take().expect("matched above");
                         if waiter.try_abort() {
                             Self::dequeue_all(cases);
-                            Waiter::recycle(waiter);
                             continue;
                         }
                         // Claimed meanwhile: the claimer is about to publish.
@@ -200,7 +197,7 @@ impl Operation {
                 self.record_wait(cases, 0);
                 return Poll::Pending;
             }
-            let waiter = Waiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+            let waiter = OwnedWaiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
             // Say what we wait on before a counterpart can see (and wake) us,
             // so its wake-up finds the task parked rather than still running.
             self.record_wait(cases, waiter.key);
@@ -209,7 +206,6 @@ impl Operation {
                 return Poll::Pending;
             }
             wait::retract(waiter.key);
-            Waiter::recycle(waiter);
         }
     }
 
@@ -241,7 +237,8 @@ impl Operation {
                 let mut chosen = None;
                 if Self::spin_until(
                     &mut || {
-                        chosen = if cases.iter().any(|c| c.looks_ready()) { self.try_cases(cases) } else { None };
+                        // Without `default`, `try_cases` takes no lock of a case that looks unready.
+                        chosen = self.try_cases(cases);
                         chosen.is_some()
                     },
                     YIELDS_BEFORE_PARKING,
@@ -255,12 +252,11 @@ impl Operation {
                 // while spinning is stale: from here on, one is for this one.
                 t.enter_running();
             }
-            let waiter = Waiter::new(Notifier::Thread { thread: thread::current(), task });
+            let waiter = OwnedWaiter::new(Notifier::Thread { thread: thread::current(), task });
             if cases.iter().all(|c| c.is_nil()) {
                 self.block_until(cases, 0, || false);
             }
             if !Self::park(cases, &waiter) {
-                Waiter::recycle(waiter);
                 continue;
             }
             let done = || matches!(waiter.selection(), Selection::Done(_));
@@ -268,9 +264,7 @@ impl Operation {
                 self.block_until(cases, waiter.key, done);
             }
             let Selection::Done(i) = waiter.selection() else { unreachable!() };
-            self.finish(cases, i);
-            Waiter::recycle(waiter);
-            return Some(i);
+            return Some(self.finish(cases, i));
         }
     }
 
@@ -320,7 +314,6 @@ impl Operation {
             }
         }
         Self::dequeue_all(cases);
-        Waiter::recycle(waiter);
     }
 }
 
