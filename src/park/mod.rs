@@ -6,9 +6,11 @@
 //! - [`handoff`]: the lock-free slot of a parked operation's queue entry,
 //!   guarded by the waiter's claim protocol.
 //! - [`resource`]: the untyped identity of what is waited on (a channel, a lock).
+//! - [`clock`]: the start time of a wait, read from the coarse clock.
 //! - [`wait`]: the record of a wait against the current task, which the deadlock
 //!   check and the dumps read.
 
+pub(crate) mod clock;
 pub(crate) mod handoff;
 pub(crate) mod resource;
 pub(crate) mod wait;

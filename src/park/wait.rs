@@ -9,7 +9,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::park::resource::Resource;
 use crate::shim::lock;
@@ -149,7 +148,7 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
                     seq: cur.record.take_seq(),
                     reason: n.reason,
                     site: n.site,
-                    since: Instant::now(),
+                    since: crate::park::clock::wait_start(),
                     resources,
                     stack_sampled: captured.as_ref().is_some_and(|c| c.1),
                     stack: captured.map(|c| c.0),
