@@ -49,7 +49,7 @@ fn parkwatch_pingpong(n: u64, cap: usize, workers: usize) -> u64 {
 }
 
 fn kanal_pingpong(n: u64, cap: usize, workers: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     rt.block_on(async move {
         let (tx, rx) = kanal::bounded_async::<u64>(cap);
         let p = tokio::spawn(async move {

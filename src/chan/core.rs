@@ -65,7 +65,10 @@ struct State<T> {
 pub(crate) struct ChanCore<T> {
     cap: usize,
     state: Mutex<State<T>>,
-    hints: Hints,
+    /// On a cache line of its own: read by every operation deciding whether
+    /// to try, and by spinning threads, it would otherwise share the line
+    /// of the lock word and the state that the lock holder writes.
+    hints: crossbeam_utils::CachePadded<Hints>,
     pub(crate) resource: std::sync::Arc<Resource>,
 }
 
@@ -140,7 +143,7 @@ impl<T> ChanCore<T> {
                 sendq: VecDeque::new(),
             }),
             resource: Resource::new(ResourceKind::Chan { cap }),
-            hints: Hints::default(),
+            hints: Default::default(),
         }
     }
 
