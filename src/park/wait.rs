@@ -136,12 +136,25 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
             Some(w) if w.key == n.key && n.key != 0 => {
                 w.timer_wakeable = n.timer_wakeable;
             }
-            _ => {
-                // A task usually waits on what it waited on last time, where
-                // it waited last time: keep those references instead of
-                // dropping and cloning them.
-                let (mut resources, prev_stack) = wait.take().map(|w| (w.resources, w.stack)).unwrap_or_default();
-                let captured = crate::stack::capture(n.site, prev_stack);
+            // A new wait of a task that waited before: updated in place. A
+            // task usually waits on what it waited on last time, where it
+            // waited last time: the references to those are kept instead of
+            // dropped and cloned.
+            Some(w) => {
+                let captured = crate::stack::capture(n.site, w.stack.take());
+                refill(&mut w.resources, n.resources);
+                w.key = n.key;
+                w.seq = cur.record.take_seq();
+                w.reason = n.reason;
+                w.site = n.site;
+                w.since = crate::park::clock::wait_start();
+                w.stack_sampled = captured.as_ref().is_some_and(|c| c.1);
+                w.stack = captured.map(|c| c.0);
+                w.timer_wakeable = n.timer_wakeable;
+            }
+            None => {
+                let captured = crate::stack::capture(n.site, None);
+                let mut resources = WaitResources::new();
                 refill(&mut resources, n.resources);
                 *wait = Some(WaitInfo {
                     key: n.key,
@@ -164,6 +177,14 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
 /// Makes `kept` the list of `new` resources, each with its activity count
 /// now, reusing the references `kept` already holds to the same resources.
 fn refill(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReason)]) {
+    // The common case, a single send or receive parking again on the same
+    // channel: only the activity baseline and the operation change.
+    if let ([k], [(r, op)]) = (kept.as_mut_slice(), new) {
+        if std::sync::Arc::ptr_eq(&k.0, r) {
+            (k.1, k.2) = (r.activity(), *op);
+            return;
+        }
+    }
     for (i, &(r, op)) in new.iter().enumerate() {
         let entry = (r.activity(), op);
         match kept.get_mut(i) {
