@@ -169,7 +169,10 @@ pub struct TaskInfo {
     pub state: TaskState,
     /// Go's wait reason, when parked.
     pub wait_reason: Option<WaitReason>,
-    /// How long it has been parked.
+    /// How long it has been parked. The start of a wait is read from a
+    /// coarse clock (Linux's `CLOCK_MONOTONIC_COARSE`, a few ns instead of
+    /// ~25 per park), so this may exceed the true time by up to one kernel
+    /// tick (1–4 ms), never fall short of it.
     pub parked_for: Option<Duration>,
     /// Where it was spawned (`#[track_caller]` of `spawn`).
     pub spawned_at: Location,
