@@ -31,8 +31,9 @@ where
     let rt = tokio::runtime::Handle::try_current().ok();
     let spawned = std::thread::Builder::new().spawn(move || {
         let _rt = rt.as_ref().map(|h| h.enter());
-        let _current = crate::park::wait::enter(record.clone());
-        let _leave = Deregister(record);
+        // Leaves the registry (`_leave` drops first) before it stops being current.
+        let _current = crate::park::wait::enter(&record);
+        let _leave = Deregister(record.clone());
         f()
     });
     spawned.expect("parkwatch: cannot spawn a thread")

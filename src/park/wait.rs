@@ -7,7 +7,8 @@
 //! something outside parkwatch. A registered thread is current for its whole
 //! life and parks through [`block_thread`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::park::resource::Resource;
@@ -16,12 +17,6 @@ use crate::snapshot::WaitReason;
 use crate::task::record::{TaskRecord, WaitInfo};
 
 type WaitResources = smallvec::SmallVec<[(std::sync::Arc<Resource>, u64, WaitReason); 2]>;
-
-struct Current {
-    record: Arc<TaskRecord>,
-    /// What the waits noted during the current poll add up to (None: none noted).
-    noted: Option<Noted>,
-}
 
 /// What the waits noted in one poll add up to: what the harness needs to
 /// decide the task's state without reading the wait record again.
@@ -56,7 +51,14 @@ impl Noted {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The record of the task current on this thread (null: none). Invariant:
+    /// non-null only while the [`EnterGuard`] that set it lives, on this
+    /// thread's stack; that guard borrows or owns an `Arc` of the record, so
+    /// the record is alive whenever this points at it. Guards restore the
+    /// previous value when they drop, innermost first (they are locals).
+    static CURRENT: Cell<*const TaskRecord> = const { Cell::new(std::ptr::null()) };
+    /// What the waits noted during the current poll add up to (None: none noted).
+    static NOTED: Cell<Option<Noted>> = const { Cell::new(None) };
     /// The current task's id (0: none), for the primitives' hot paths, which
     /// record who holds a lock or uses a channel at the cost of one TLS read.
     static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
@@ -67,38 +69,75 @@ pub(crate) fn current_id() -> u64 {
     CURRENT_ID.try_with(Cell::get).unwrap_or(0)
 }
 
-/// Makes `record` current until the guard drops (which restores the previous one).
-pub(crate) fn enter(record: Arc<TaskRecord>) -> EnterGuard {
-    let prev_id = CURRENT_ID.with(|c| c.replace(record.id.0));
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(Current { record, noted: None }));
-    EnterGuard { prev: Some(prev), prev_id }
+/// Runs `f` on the current task's record, if there is one.
+fn with_current<R>(f: impl FnOnce(&TaskRecord) -> R) -> Option<R> {
+    let record = CURRENT.try_with(Cell::get).ok()?;
+    // SAFETY: a non-null `CURRENT` points at a record kept alive by the
+    // guard that set it, which is still alive (see `CURRENT`).
+    (!record.is_null()).then(|| f(unsafe { &*record }))
+}
+
+/// Makes `record` current until the guard drops (which restores the
+/// previous one). The guard borrows the caller's `Arc`: a poll needs no
+/// reference count of its own.
+pub(crate) fn enter(record: &Arc<TaskRecord>) -> EnterGuard<'_> {
+    EnterGuard::set(Arc::as_ptr(record), record.id.0, None)
+}
+
+/// [`enter`] for a guard that must own its record (kept in a struct with it).
+#[cfg_attr(not(loom), allow(dead_code))]
+pub(crate) fn enter_owned(record: Arc<TaskRecord>) -> EnterGuard<'static> {
+    EnterGuard::set(Arc::as_ptr(&record), record.id.0, Some(record))
 }
 
 /// Restores the previously current task when dropped.
-pub(crate) struct EnterGuard {
-    prev: Option<Option<Current>>,
+pub(crate) struct EnterGuard<'a> {
+    prev: *const TaskRecord,
+    prev_noted: Option<Noted>,
     prev_id: u64,
+    /// Keeps the record alive for a guard made by [`enter_owned`].
+    _owned: Option<Arc<TaskRecord>>,
+    _borrowed: PhantomData<&'a TaskRecord>,
 }
 
-impl EnterGuard {
+impl EnterGuard<'_> {
+    /// Makes `record` (with id `id`) current; the caller keeps it alive
+    /// for the guard's life (`enter`'s borrow, or `owned`).
+    fn set<'a>(record: *const TaskRecord, id: u64, owned: Option<Arc<TaskRecord>>) -> EnterGuard<'a> {
+        let prev_id = CURRENT_ID.with(|c| c.replace(id));
+        let prev = CURRENT.with(|c| c.replace(record));
+        let prev_noted = NOTED.with(|c| c.replace(None));
+        EnterGuard { prev, prev_noted, prev_id, _owned: owned, _borrowed: PhantomData }
+    }
+
     /// What the waits noted since `enter` add up to (None: no wait noted).
     pub(crate) fn noted(&self) -> Option<Noted> {
-        CURRENT.with(|c| c.borrow().as_ref().and_then(|c| c.noted))
+        NOTED.with(Cell::get)
     }
 }
 
-impl Drop for EnterGuard {
+impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
-        let prev = self.prev.take().flatten();
         // try_with: the guard may drop during thread teardown.
-        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        let _ = CURRENT.try_with(|c| c.set(self.prev));
+        let _ = NOTED.try_with(|c| c.set(self.prev_noted));
         let _ = CURRENT_ID.try_with(|c| c.set(self.prev_id));
     }
 }
 
 /// The current task's record, if this code runs inside a parkwatch task or thread.
 pub(crate) fn current() -> Option<Arc<TaskRecord>> {
-    CURRENT.try_with(|c| c.borrow().as_ref().map(|c| c.record.clone())).ok().flatten()
+    let record = CURRENT.try_with(Cell::get).ok()?;
+    if record.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `CURRENT` is `Arc::as_ptr` of a record that a live
+    // guard keeps alive (see `CURRENT`), so adding a strong count and taking
+    // it as an `Arc` is sound.
+    unsafe {
+        Arc::increment_strong_count(record);
+        Some(Arc::from_raw(record))
+    }
 }
 
 /// What a blocked operation waits on.
@@ -117,17 +156,15 @@ pub(crate) struct Note<'a, 'r> {
 /// in `join!`) adds its resources to the first. Returns what the waits noted
 /// in this poll add up to (None outside a task).
 pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
-    CURRENT.with(|c| {
-        let mut cur = c.borrow_mut();
-        let cur = cur.as_mut()?;
-        let mut wait = lock(&cur.record.wait);
-        if let Some(noted) = cur.noted {
+    with_current(|record| {
+        let mut wait = lock(&record.wait);
+        if let Some(noted) = NOTED.with(Cell::get) {
             if let Some(w) = wait.as_mut() {
                 w.resources.extend(n.resources.iter().map(|&(r, op)| (r.clone(), r.activity(), op)));
                 w.timer_wakeable |= n.timer_wakeable;
-                cur.noted = Some(noted.and(Noted::of(&n)));
+                NOTED.with(|c| c.set(Some(noted.and(Noted::of(&n)))));
             }
-            return cur.noted;
+            return NOTED.with(Cell::get);
         }
         let noted = Noted::of(&n);
         match wait.as_mut() {
@@ -144,7 +181,7 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
                 let captured = crate::stack::capture(n.site, w.stack.take());
                 refill(&mut w.resources, n.resources);
                 w.key = n.key;
-                w.seq = cur.record.take_seq();
+                w.seq = record.take_seq();
                 w.reason = n.reason;
                 w.site = n.site;
                 w.since = crate::park::clock::wait_start();
@@ -158,7 +195,7 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
                 refill(&mut resources, n.resources);
                 *wait = Some(WaitInfo {
                     key: n.key,
-                    seq: cur.record.take_seq(),
+                    seq: record.take_seq(),
                     reason: n.reason,
                     site: n.site,
                     since: crate::park::clock::wait_start(),
@@ -169,9 +206,10 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
                 });
             }
         }
-        cur.noted = Some(noted);
-        cur.noted
+        NOTED.with(|c| c.set(Some(noted)));
+        Some(noted)
     })
+    .flatten()
 }
 
 /// Makes `kept` the list of `new` resources, each with its activity count
@@ -199,24 +237,20 @@ fn refill(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReaso
 /// Takes back the note of wait `key` made in this poll (its operation
 /// completed after all instead of parking).
 pub(crate) fn retract(key: u64) {
-    let _ = CURRENT.try_with(|c| {
-        if let Some(cur) = c.borrow_mut().as_mut() {
-            let mut wait = lock(&cur.record.wait);
-            if wait.as_ref().is_some_and(|w| w.key == key) {
-                *wait = None;
-                cur.noted = None;
-            }
+    with_current(|record| {
+        let mut wait = lock(&record.wait);
+        if wait.as_ref().is_some_and(|w| w.key == key) {
+            *wait = None;
+            NOTED.with(|c| c.set(None));
         }
     });
 }
 
 /// Forgets the current task's wait (it is running again).
 pub(crate) fn clear_current_wait() {
-    let _ = CURRENT.try_with(|c| {
-        if let Some(cur) = c.borrow_mut().as_mut() {
-            cur.noted = None;
-            *lock(&cur.record.wait) = None;
-        }
+    with_current(|record| {
+        let _ = NOTED.try_with(|c| c.set(None));
+        *lock(&record.wait) = None;
     });
 }
 

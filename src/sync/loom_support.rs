@@ -15,7 +15,7 @@ use crate::task::{registry, spawn_context};
 /// park (they would record their wait against the registered task).
 pub struct RegisteredThread {
     record: Arc<TaskRecord>,
-    _current: crate::park::wait::EnterGuard,
+    _current: crate::park::wait::EnterGuard<'static>,
 }
 
 impl RegisteredThread {
@@ -32,7 +32,7 @@ pub fn register_thread() -> RegisteredThread {
     let (group, parent) = spawn_context();
     let record = TaskRecord::new(None, TaskKind::Thread, site, parent, group, None);
     registry::register(record.clone());
-    let current = crate::park::wait::enter(record.clone());
+    let current = crate::park::wait::enter_owned(record.clone());
     RegisteredThread { record, _current: current }
 }
 

@@ -57,7 +57,7 @@ impl<F: Future> Future for Instrumented<F> {
         record.enter_running();
         let root = root_waker(this.record, this.waker, cx.waker());
         let mut task_cx = Context::from_waker(&root);
-        let guard = wait::enter(record.clone());
+        let guard = wait::enter(this.record);
         let polled = this.fut.poll(&mut task_cx);
         let noted = guard.noted();
         drop(guard);
