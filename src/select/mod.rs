@@ -147,44 +147,23 @@ impl Operation {
 
     /// [`Operation::poll`], where `tried` says the caller has just tried
     /// every case (and none could complete), so step 1 is skipped once.
-    fn poll_tried(
-        &mut self,
-        cases: &mut [&mut dyn Case],
-        cx: &mut Context<'_>,
-        mut tried: bool,
-    ) -> Poll<Option<usize>> {
+    ///
+    /// The two polls every parked operation gets, the one that parks and
+    /// the one after its wake-up, are kept short; the rest (a spurious
+    /// poll, a poll from another context) is in [`Operation::repoll`].
+    #[inline]
+    fn poll_tried(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>, tried: bool) -> Poll<Option<usize>> {
+        match self.waiter.as_ref().map(|w| w.selection()) {
+            None => self.start(cases, cx, tried),
+            Some(Selection::Done(i)) => Poll::Ready(Some(self.finish(cases, i))),
+            Some(_) => self.repoll(cases, cx),
+        }
+    }
+
+    /// Steps 1 and 2 for an operation not parked: try (unless `tried`),
+    /// then park.
+    fn start(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>, mut tried: bool) -> Poll<Option<usize>> {
         loop {
-            if let Some(waiter) = &self.waiter {
-                match waiter.selection() {
-                    Selection::Done(i) => return Poll::Ready(Some(self.finish(cases, i))),
-                    // The claimer publishes and wakes us in a moment.
-                    Selection::Busy if waiter.wakes(cx.waker()) => return Poll::Pending,
-                    // ... but it wakes the context we parked from, not this one.
-                    Selection::Busy => {
-                        let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
-                        return Poll::Ready(Some(self.finish(cases, i)));
-                    }
-                    Selection::Waiting if waiter.wakes(cx.waker()) => {
-                        let key = waiter.key;
-                        self.record_wait(cases, key);
-                        return Poll::Pending;
-                    }
-                    Selection::Waiting => {
-                        // Polled from another context: park again with a
-                        // waiter for it (a waiter's notifier never changes).
-                        let waiter = self.waiter.take().expect("matched above");
-                        if waiter.try_abort() {
-                            Self::dequeue_all(cases);
-                            continue;
-                        }
-                        // Claimed meanwhile: the claimer is about to publish.
-                        let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
-                        self.waiter = Some(waiter);
-                        return Poll::Ready(Some(self.finish(cases, i)));
-                    }
-                    Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
-                }
-            }
             if !std::mem::take(&mut tried) {
                 if let Some(i) = self.try_cases(cases) {
                     return Poll::Ready(Some(i));
@@ -206,6 +185,43 @@ impl Operation {
                 return Poll::Pending;
             }
             wait::retract(waiter.key);
+        }
+    }
+
+    /// A poll of a parked operation that is not done: spurious, or from
+    /// another context than the one it parked from.
+    #[cold]
+    #[inline(never)]
+    fn repoll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        let waiter = self.waiter.as_ref().expect("only a parked operation is polled again");
+        match waiter.selection() {
+            Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
+            // The claimer publishes and wakes us in a moment.
+            Selection::Busy if waiter.wakes(cx.waker()) => Poll::Pending,
+            // ... but it wakes the context we parked from, not this one.
+            Selection::Busy => {
+                let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
+                Poll::Ready(Some(self.finish(cases, i)))
+            }
+            Selection::Waiting if waiter.wakes(cx.waker()) => {
+                let key = waiter.key;
+                self.record_wait(cases, key);
+                Poll::Pending
+            }
+            Selection::Waiting => {
+                // Polled from another context: park again with a waiter for
+                // it (a waiter's notifier never changes).
+                let waiter = self.waiter.take().expect("matched above");
+                if waiter.try_abort() {
+                    Self::dequeue_all(cases);
+                    return self.start(cases, cx, false);
+                }
+                // Claimed meanwhile: the claimer is about to publish.
+                let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
+                self.waiter = Some(waiter);
+                Poll::Ready(Some(self.finish(cases, i)))
+            }
+            Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
         }
     }
 
