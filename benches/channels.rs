@@ -412,7 +412,7 @@ fn run_async<I: AsyncImpl>(imp: &I, sc: Scenario, n: u64) -> Option<Duration> {
     }
     let keep_alive = txs.clone();
     let select = sc.pattern == Pattern::Select2;
-    let elapsed = imp.block_on(async move {
+    let run = async move {
         let t0 = Instant::now();
         let mut producers = Vec::new();
         for p in 0..np {
@@ -461,9 +461,18 @@ fn run_async<I: AsyncImpl>(imp: &I, sc: Scenario, n: u64) -> Option<Duration> {
         let pairs: Vec<(u64, u64)> = got.iter().map(|g| (g.0, g.1)).collect();
         verify(sc, n, &pairs, cases, I::NAME);
         elapsed
-    });
+    };
+    // Cut off at the deadline: the run's tasks stay parked in the runtime,
+    // where they cost nothing, until it is dropped at the end.
+    let elapsed = imp.block_on(async move { tokio::time::timeout(run_deadline(), run).await });
     drop(keep_alive);
-    Some(elapsed)
+    match elapsed {
+        Ok(elapsed) => Some(elapsed),
+        Err(_) => {
+            eprintln!("  {} async {}: HUNG, cut off after {:?} ({n} messages)", I::NAME, sc.name(), run_deadline());
+            Some(Duration::MAX)
+        }
+    }
 }
 
 struct PwAsync {
@@ -705,6 +714,7 @@ impl Opts {
                 "--n-min" => o.n_min = num().unwrap_or(o.n_min),
                 "--target-ms" => o.target = Duration::from_millis(num().unwrap_or(150)),
                 "--reps" => reps = num().map(|r| r as usize),
+                "--deadline-ms" => RUN_DEADLINE_MS.store(num().unwrap_or(30_000), std::sync::atomic::Ordering::Relaxed),
                 "--filter" => o.filter = next,
                 "--exact" => o.exact = next,
                 "--family" => o.family = next,
@@ -765,6 +775,9 @@ struct Runner<'a> {
 }
 
 fn ns_per_msg(d: Duration, n: u64) -> f64 {
+    if d == Duration::MAX {
+        return HUNG;
+    }
     d.as_nanos() as f64 / n as f64
 }
 
@@ -775,6 +788,9 @@ fn calibrate(o: &Opts, runners: &[Runner<'_>]) -> Option<f64> {
     for r in runners.iter().filter(|r| r.local) {
         let mut n = 2_000;
         while let Some(ns) = (r.run)(n) {
+            if ns == HUNG {
+                break;
+            }
             if ns * n as f64 >= 20e6 || n >= o.n_max {
                 worst = Some(worst.map_or(ns, |w: f64| w.max(ns)));
                 break;
@@ -823,7 +839,7 @@ fn measure_row(o: &Opts, family: &str, sc: Scenario, mut runners: Vec<Runner<'_>
     for rep in 0..o.reps {
         for j in 0..k {
             let i = (j + rep) % k;
-            if samples[i].is_none() {
+            if samples[i].as_ref().is_none_or(|s| s.contains(&HUNG)) {
                 continue;
             }
             match (runners[i].run)(n) {
@@ -835,6 +851,9 @@ fn measure_row(o: &Opts, family: &str, sc: Scenario, mut runners: Vec<Runner<'_>
     let row = Row { n, samples: runners.iter().map(|r| r.name).zip(samples).collect() };
     for (name, s) in &row.samples {
         match s {
+            Some(s) if s.contains(&HUNG) => {
+                eprintln!("  {family:7} {:20} n={n:<8} {name:23}      hung", sc.name())
+            }
             Some(s) => {
                 let (lo, hi) = (s.iter().cloned().fold(f64::MAX, f64::min), s.iter().cloned().fold(0.0, f64::max));
                 eprintln!(
@@ -868,6 +887,20 @@ fn local_async<'a, I: AsyncImpl>(imp: &'a I, sc: Scenario) -> Runner<'a> {
 }
 
 const STACKS_OFF: &str = "parkwatch (stacks off)";
+
+/// The longest one async run may take, in ms (`--deadline-ms`; a run is
+/// calibrated to ~150 ms and at most 1,000,000 messages) before it counts as
+/// hung: flume's async rendezvous can lose a wake-up (zesterer/flume#140) and
+/// park every task of a run for good. A hung run is cut off, its cell printed
+/// as `hung`, and that implementation is not run again in its row.
+static RUN_DEADLINE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
+fn run_deadline() -> Duration {
+    Duration::from_millis(RUN_DEADLINE_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// ns/msg standing for a run that hung.
+const HUNG: f64 = f64::INFINITY;
 const CHILD_TAG: &str = "PWROW";
 
 /// parkwatch with `PARKWATCH_BACKTRACE=0`, which parkwatch reads once per
@@ -1046,7 +1079,11 @@ fn child_main(o: &Opts) {
 }
 
 fn fmt_ns(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{v:.1}"))
+    match v {
+        None => "n/a".into(),
+        Some(HUNG) => "hung".into(),
+        Some(v) => format!("{v:.1}"),
+    }
 }
 
 fn print_table(family: &str, rows: &[(Scenario, Row)], peers: &[&str], with_go: bool) {
@@ -1069,12 +1106,17 @@ fn print_table(family: &str, rows: &[(Scenario, Row)], peers: &[&str], with_go: 
     println!("| {} |", head.join(" | "));
     println!("|{}", head.iter().map(|_| "---|").collect::<String>());
     for (sc, row) in rows {
-        let get = |imp: &str| row.samples.iter().find(|s| s.0 == imp).and_then(|s| s.1.as_deref()).map(median);
+        // A hung cell reads as the median of its runs: any run that hung makes it `hung`.
+        let get = |imp: &str| {
+            let runs = row.samples.iter().find(|s| s.0 == imp).and_then(|s| s.1.as_deref())?;
+            Some(if runs.contains(&HUNG) { HUNG } else { median(runs) })
+        };
         let mut line = vec![sc.name(), row.n.to_string()];
         line.extend(cols.iter().map(|c| fmt_ns(get(c))));
-        let best = peers.iter().filter_map(|p| get(p)).min_by(|a, b| a.total_cmp(b));
+        let best = peers.iter().filter_map(|p| get(p)).filter(|v| v.is_finite()).min_by(|a, b| a.total_cmp(b));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            (Some(HUNG), _) => "hung".into(),
+            (Some(a), Some(b)) if b > 0.0 && b.is_finite() => format!("{:.2}×", a / b),
             _ => "n/a".into(),
         };
         line.push(ratio(get("parkwatch"), best));
@@ -1164,5 +1206,18 @@ fn main() {
     );
     print_table("threads", &threads_rows, &["crossbeam", "flume", "kanal"], false);
     print_table("async", &async_rows, &["flume", "kanal", "tokio"], go.is_some());
-    println!("\nbest Rust = fastest non-parkwatch Rust column of the row; n/a = not supported by that implementation.");
+    println!(
+        "\nbest Rust = fastest non-parkwatch Rust column of the row; n/a = not supported by that implementation; \
+         hung = a run did not finish within {:?} and was cut off.",
+        run_deadline()
+    );
+    // A peer that hangs is reported in its cell; parkwatch hanging is a bug.
+    let parkwatch_hung = async_rows
+        .iter()
+        .flat_map(|(_, row)| &row.samples)
+        .any(|(name, runs)| name.starts_with("parkwatch") && runs.as_ref().is_some_and(|r| r.contains(&HUNG)));
+    if parkwatch_hung {
+        eprintln!("parkwatch hung in the benchmark (see the `hung` cells)");
+        std::process::exit(1);
+    }
 }
