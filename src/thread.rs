@@ -32,8 +32,8 @@ where
     let spawned = std::thread::Builder::new().spawn(move || {
         let _rt = rt.as_ref().map(|h| h.enter());
         // Leaves the registry (`_leave` drops first) before it stops being current.
-        let _current = crate::park::wait::enter(&record);
-        let _leave = Deregister(record.clone());
+        let _current = crate::park::wait::enter_owned(record.clone());
+        let _leave = Deregister(record);
         f()
     });
     spawned.expect("parkwatch: cannot spawn a thread")

@@ -27,7 +27,6 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-
 use std::task::Waker;
 use std::time::Instant;
 
