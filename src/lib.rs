@@ -112,7 +112,8 @@ pub use parkwatch_macros::select_blocking;
 pub mod __private {
     pub use crate::runtime::run;
     pub use crate::select::{
-        park_forever, park_forever_blocking, select_async, select_blocking, Case, CaseList, RecvCase, SendCase,
+        park_forever, park_forever_blocking, select_async, select_blocking, Case, CaseList, ProjectCases, RecvCase,
+        SendCase,
     };
     pub use crate::snapshot::WaitReason;
 

@@ -811,8 +811,8 @@ fn cancelled_recv_after_one_poll_keeps_value() {
     run(async {
         for cap in [0usize, 1] {
             let c = chan::<String>(cap);
-            let mut f = c.recv();
-            assert!(futures::poll!(&mut f).is_pending());
+            let mut f = Box::pin(c.recv());
+            assert!(futures::poll!(f.as_mut()).is_pending());
             let tx = c.sender();
             let h = parkwatch::spawn(async move { tx.send("precious".to_string()).await });
             h.await.unwrap().unwrap();
@@ -838,8 +838,8 @@ fn cancelled_recv_by_timeout_then_parked_sender_value_receivable() {
         // completed at once (and we get the value) or left the value alone.
         let mut got = Vec::new();
         {
-            let mut f = c.recv();
-            if let Poll::Ready(v) = futures::poll!(&mut f) {
+            let mut f = Box::pin(c.recv());
+            if let Poll::Ready(v) = futures::poll!(f.as_mut()) {
                 got.push(v.unwrap());
             }
         }
@@ -860,8 +860,8 @@ fn cancelled_recv_with_several_parked_receivers_passes_value_on() {
     // next parked receiver.
     run(async {
         let c = chan::<i32>(0);
-        let mut f = c.recv();
-        assert!(futures::poll!(&mut f).is_pending());
+        let mut f = Box::pin(c.recv());
+        assert!(futures::poll!(f.as_mut()).is_pending());
         let rx = c.receiver();
         let other = parkwatch::spawn(async move { rx.recv().await });
         wait_parked(other.id(), "chan receive").await;
@@ -908,12 +908,12 @@ fn cancellation_stress_never_loses_or_duplicates() {
                         Err(_) => continue,
                     },
                     1 => {
-                        let mut f = c.recv();
-                        match futures::poll!(&mut f) {
+                        let mut f = Box::pin(c.recv());
+                        match futures::poll!(f.as_mut()) {
                             Poll::Ready(v) => v,
                             Poll::Pending => {
                                 parkwatch::task::yield_now().await;
-                                match futures::poll!(&mut f) {
+                                match futures::poll!(f.as_mut()) {
                                     Poll::Ready(v) => v,
                                     Poll::Pending => continue,
                                 }
@@ -969,19 +969,18 @@ impl std::task::Wake for Flag {
 #[test]
 fn parked_receive_polled_from_a_new_context_wakes_that_context() {
     use std::future::Future;
-    use std::pin::Pin;
     use std::task::{Context, Waker};
     let c = chan::<i32>(0);
-    let mut fut = c.recv();
+    let mut fut = Box::pin(c.recv());
     let (a, b) = (Arc::new(Flag(AtomicBool::new(false))), Arc::new(Flag(AtomicBool::new(false))));
     let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
-    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wa)).is_pending());
-    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)).is_pending());
-    assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)).is_pending(), "same context: stays parked");
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&wa)).is_pending());
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&wb)).is_pending());
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&wb)).is_pending(), "same context: stays parked");
     let tx = c.sender();
     // The receive is parked, so the send completes at once, from another thread.
     std::thread::spawn(move || tx.send_blocking(7).unwrap()).join().unwrap();
     assert!(b.0.load(Ordering::SeqCst), "the context it was last polled from is woken");
     assert!(!a.0.load(Ordering::SeqCst), "the context it left is not");
-    assert_eq!(Pin::new(&mut fut).poll(&mut Context::from_waker(&wb)), Poll::Ready(Some(7)));
+    assert_eq!(fut.as_mut().poll(&mut Context::from_waker(&wb)), Poll::Ready(Some(7)));
 }

@@ -13,7 +13,10 @@
 //! - `runtime_*` tests use a `parkwatch::Runtime` (main-task harness, deadlock
 //!   detection, snapshots): its detector thread runs for the life of the
 //!   process and snapshots read the wall clock, so they need
-//!   `-Zmiri-ignore-leaks -Zmiri-disable-isolation`.
+//!   `-Zmiri-ignore-leaks -Zmiri-disable-isolation`;
+//! - `leaked_*` tests leak a parked future on purpose (`mem::forget`) to
+//!   check that its cases, whose slots the channel's queue points into, are
+//!   taken back safely when they drop: they need `-Zmiri-ignore-leaks`.
 //!
 //! The suite is small (Miri runs it about a thousand times slower than
 //! native) and also runs in the ordinary `cargo test` (not under loom).
@@ -401,4 +404,26 @@ fn channels_and_select_across_tasks_and_threads() {
         c.try_send(Box::new(6)).unwrap();
         drop(c);
     });
+}
+
+/// A select leaked while parked: its boxed case is still enqueued when a
+/// sender on another thread hands it a value (writing into the case's slot)
+/// and when the `Select` drops (the case takes its entry back, waits out the
+/// sender and puts the value back into the channel).
+#[test]
+fn leaked_select_future_case_dropped_while_a_sender_fills_it() {
+    let cx = &mut Context::from_waker(Waker::noop());
+    let c = chan::<Box<u32>>(0);
+    let mut sel = parkwatch::Select::new();
+    sel.recv(&c);
+    let mut fut = Box::pin(sel.select());
+    assert!(fut.as_mut().poll(cx).is_pending());
+    std::mem::forget(fut);
+    let tx = c.sender();
+    let t = std::thread::spawn(move || tx.try_send(Box::new(7)).is_ok());
+    drop(sel);
+    let handed = t.join().unwrap();
+    // Either the sender found the case still enqueued (and the value came
+    // back to the channel) or it did not (and the send found nobody).
+    assert_eq!(c.try_recv().ok().map(|b| *b), handed.then_some(7));
 }

@@ -1076,3 +1076,39 @@ fn cancelled_select_race_stress() {
     });
     assert_eq!(got, (0..N).collect::<Vec<_>>());
 }
+
+/// A `Select` future leaked while parked (`mem::forget`) leaves its cases
+/// enqueued; dropping the `Select` takes them back, and a value a sender
+/// handed to the leaked select meanwhile goes back into the channel instead
+/// of being lost. A second select over a leaked one's case works too.
+#[test]
+fn leaked_select_future_loses_nothing() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let cx = &mut Context::from_waker(Waker::noop());
+    let c = chan::<String>(0);
+
+    let mut sel = parkwatch::Select::new();
+    sel.recv(&c);
+    let mut fut = Box::pin(sel.select());
+    assert!(fut.as_mut().poll(cx).is_pending(), "nothing to receive: it parks");
+    std::mem::forget(fut);
+    // The leaked select's case is still enqueued: the send hands it over.
+    assert_eq!(c.try_send("handed over".into()), Ok(()));
+    drop(sel);
+    assert_eq!(c.try_recv().as_deref(), Ok("handed over"), "the value came back to the channel");
+
+    let mut sel = parkwatch::Select::new();
+    sel.recv(&c);
+    let mut fut = Box::pin(sel.select());
+    assert!(fut.as_mut().poll(cx).is_pending());
+    std::mem::forget(fut);
+    let mut again = Box::pin(sel.select());
+    assert!(again.as_mut().poll(cx).is_pending(), "re-parked, replacing the stale entry");
+    assert_eq!(c.try_send("second".into()), Ok(()));
+    let Poll::Ready(chosen) = again.as_mut().poll(cx) else { panic!("the send completed the second select") };
+    assert_eq!(chosen.recv::<String>().as_deref(), Some("second"));
+    drop(again);
+    drop(sel);
+    assert_eq!(c.try_recv(), Err(TryRecvError::Empty));
+}

@@ -11,20 +11,26 @@
 //! - once `closed`, both queues are empty and stay empty (close completes every
 //!   waiter; a closed channel is always ready).
 //!
+//! Queue entries ([`Parked`]) point at slots inside the parked cases: parking
+//! allocates nothing. A counterpart fills or empties a slot once it has
+//! popped the entry and won its claim, after it released the lock (a cache
+//! miss on the other task's memory is not paid holding the lock), except for
+//! a receive that refills the buffer from a parked sender (`try_recv`).
+//!
 //! Queue entries may be *stale*: their waiter was claimed through another case
 //! of a select, or aborted. They are skipped (and dropped) when met, and the
 //! operation that owns them removes them when it finishes.
 
 use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::{CloseError, TryRecvError, TrySendError};
 use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
 use crate::park::waiter::{Selection, Waiter};
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::Relaxed;
-
 use crate::shim::{lock, Arc, Mutex, MutexGuard};
 
 /// What a parked receiver ends up with.
@@ -34,31 +40,66 @@ pub(crate) enum RecvSlot<T> {
     Closed,
 }
 
-/// A parked receive: one case of one waiter.
-pub(crate) struct RecvCell<T> {
-    pub(crate) waiter: Arc<Waiter>,
-    pub(crate) case: usize,
-    pub(crate) slot: HandOff<RecvSlot<T>>,
-}
-
 /// A parked send's value; taken by a receiver, or left there with `closed`.
 pub(crate) struct SendSlot<T> {
     pub(crate) value: Option<T>,
     pub(crate) closed: bool,
 }
 
-/// A parked send: one case of one waiter.
-pub(crate) struct SendCell<T> {
+/// A parked case's entry in one of the channel's queues: the waiter of its
+/// operation, the case's index in it, and where the case keeps its slot.
+///
+/// Invariant (the case keeps it, see `select::case`): the slot stays where
+/// it is, alive, while an entry in a queue points at it (the case takes its
+/// entries out, under the lock, before it moves or is dropped), and, once a
+/// counterpart popped the entry and won its claim, until that counterpart
+/// has published (the case waits for it, `park::handoff`).
+pub(crate) struct Parked<S> {
     pub(crate) waiter: Arc<Waiter>,
     pub(crate) case: usize,
-    pub(crate) slot: HandOff<SendSlot<T>>,
+    slot: NonNull<HandOff<S>>,
+}
+
+// SAFETY: an entry is an `Arc<Waiter>` and a reference to a `HandOff<S>`,
+// which is `Sync` for `S: Send`, kept alive by the invariant above.
+unsafe impl<S: Send> Send for Parked<S> {}
+
+impl<S> Parked<S> {
+    /// An entry for case `case` of `waiter`, whose slot is `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` stays at its address, alive, while the entry is in a queue
+    /// (its owner takes it out under the channel's lock before it moves or
+    /// drops the slot), and, once a counterpart popped it and won its claim,
+    /// until that counterpart has published.
+    pub(crate) unsafe fn new(waiter: Arc<Waiter>, case: usize, slot: &HandOff<S>) -> Parked<S> {
+        Parked { waiter, case, slot: NonNull::from(slot) }
+    }
+
+    /// Whether this entry points at `slot`.
+    fn is(&self, slot: &HandOff<S>) -> bool {
+        std::ptr::eq(self.slot.as_ptr(), slot)
+    }
+
+    /// Runs `f` on the slot of a popped entry whose claim the caller won
+    /// (`park::handoff`, party 2).
+    ///
+    /// # Safety
+    ///
+    /// The caller won this entry's claim and has not published it yet.
+    unsafe fn fill<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        // SAFETY: the slot is alive until the claimer publishes (struct
+        // invariant), and the claimer is the one party that may touch it.
+        unsafe { self.slot.as_ref().with(f) }
+    }
 }
 
 struct State<T> {
     buf: VecDeque<T>,
     closed: bool,
-    recvq: VecDeque<Arc<RecvCell<T>>>,
-    sendq: VecDeque<Arc<SendCell<T>>>,
+    recvq: VecDeque<Parked<RecvSlot<T>>>,
+    sendq: VecDeque<Parked<SendSlot<T>>>,
 }
 
 /// A channel of capacity `cap` (0: unbuffered).
@@ -112,20 +153,13 @@ impl<T> Drop for Locked<'_, T> {
     }
 }
 
-/// A claimed waiter to wake once the channel lock is released.
-type Wake = (Arc<Waiter>, usize);
-
-fn wake_all(wakes: impl IntoIterator<Item = Wake>) {
-    for (waiter, case) in wakes {
-        waiter.finish(case);
-    }
-}
-
-/// Pops the first entry whose waiter `claim` accepts, dropping stale ones.
-fn pop_claimed<C>(q: &mut VecDeque<Arc<C>>, claim: impl Fn(&C) -> bool) -> Option<Arc<C>> {
-    while let Some(cell) = q.pop_front() {
-        if claim(&cell) {
-            return Some(cell);
+/// Pops the first entry whose case this thread claims, dropping stale ones
+/// (their waiter was completed through another case, or aborted).
+#[inline]
+fn pop_claimed<S>(q: &mut VecDeque<Parked<S>>) -> Option<Parked<S>> {
+    while let Some(entry) = q.pop_front() {
+        if entry.waiter.try_claim(entry.case) {
+            return Some(entry);
         }
     }
     None
@@ -184,13 +218,12 @@ impl<T> ChanCore<T> {
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
-        if let Some(cell) = pop_claimed(&mut st.recvq, |c| c.waiter.try_claim(c.case)) {
+        if let Some(receiver) = pop_claimed(&mut st.recvq) {
             drop(st);
-            // SAFETY: this thread won the claim of `cell`'s case and has not
-            // published yet (`park::handoff`, party 2).
-            unsafe { cell.slot.with(|s| *s = RecvSlot::Value(v)) };
+            // SAFETY: this thread won the claim, and publishes below.
+            unsafe { receiver.fill(|s| *s = RecvSlot::Value(v)) };
             self.resource.bump();
-            cell.waiter.finish(cell.case);
+            receiver.waiter.finish(receiver.case);
             return Ok(());
         }
         if st.buf.len() < self.cap {
@@ -205,26 +238,31 @@ impl<T> ChanCore<T> {
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         self.resource.waiters.record(current_id());
         let mut st = self.lock();
-        let sender = pop_claimed(&mut st.sendq, |c| c.waiter.try_claim(c.case));
-        let value = match (st.buf.pop_front(), sender) {
-            (Some(v), Some(cell)) => {
-                st.buf.push_back(take_sent(&cell));
-                drop(st);
-                self.resource.bump();
-                cell.waiter.finish(cell.case);
-                v
-            }
-            (Some(v), None) => v,
-            (None, Some(cell)) => {
-                drop(st);
-                let v = take_sent(&cell);
-                self.resource.bump();
-                cell.waiter.finish(cell.case);
-                v
-            }
-            (None, None) if st.closed => return Err(TryRecvError::Closed),
-            (None, None) => return Err(TryRecvError::Empty),
+        let Some(sender) = pop_claimed(&mut st.sendq) else {
+            return match st.buf.pop_front() {
+                Some(v) => Ok(v),
+                None if st.closed => Err(TryRecvError::Closed),
+                None => Err(TryRecvError::Empty),
+            };
         };
+        // FIFO: the buffer's head goes first, the sender's value joins its tail.
+        let value = match st.buf.pop_front() {
+            Some(head) => {
+                // SAFETY: this thread won the claim, and publishes below.
+                // Under the lock: the value must reach the tail before any
+                // later send does.
+                st.buf.push_back(unsafe { take_sent(&sender) });
+                drop(st);
+                head
+            }
+            None => {
+                drop(st);
+                // SAFETY: this thread won the claim, and publishes below.
+                unsafe { take_sent(&sender) }
+            }
+        };
+        self.resource.bump();
+        sender.waiter.finish(sender.case);
         Ok(value)
     }
 
@@ -239,67 +277,75 @@ impl<T> ChanCore<T> {
         st.closed = true;
         self.resource.closed.store(true, std::sync::atomic::Ordering::Release);
         self.resource.bump();
-        let recvs = std::mem::take(&mut st.recvq);
-        let sends = std::mem::take(&mut st.sendq);
+        let mut receivers = Vec::new();
+        while let Some(receiver) = pop_claimed(&mut st.recvq) {
+            receivers.push(receiver);
+        }
+        let mut senders = Vec::new();
+        while let Some(sender) = pop_claimed(&mut st.sendq) {
+            senders.push(sender);
+        }
         drop(st);
-        let mut wakes = Vec::new();
-        for cell in recvs.into_iter().filter(|c| c.waiter.try_claim(c.case)) {
-            // SAFETY: claimed just now, published below (`park::handoff`, party 2).
-            unsafe { cell.slot.with(|s| *s = RecvSlot::Closed) };
-            wakes.push((cell.waiter.clone(), cell.case));
+        for receiver in receivers {
+            // SAFETY: this thread won the claim, and publishes next.
+            unsafe { receiver.fill(|s| *s = RecvSlot::Closed) };
+            receiver.waiter.finish(receiver.case);
         }
-        for cell in sends.into_iter().filter(|c| c.waiter.try_claim(c.case)) {
-            // SAFETY: claimed just now, published below (`park::handoff`, party 2).
-            unsafe { cell.slot.with(|s| s.closed = true) };
-            wakes.push((cell.waiter.clone(), cell.case));
+        for sender in senders {
+            // SAFETY: this thread won the claim, and publishes next.
+            unsafe { sender.fill(|s| s.closed = true) };
+            sender.waiter.finish(sender.case);
         }
-        wake_all(wakes);
         Ok(())
     }
 
     /// Parks a receive case here, unless a receive could complete now (then
     /// returns false and parks nothing). Checking and parking under one lock
     /// keeps the invariant that a parked receiver implies an empty buffer.
-    /// Entries of `cell`'s own waiter (its select's send cases) do not count:
-    /// a task cannot rendezvous with itself.
-    pub(crate) fn enqueue_recv(&self, cell: Arc<RecvCell<T>>) -> bool {
+    /// Entries of `entry`'s own waiter (its select's send cases) do not
+    /// count: a task cannot rendezvous with itself.
+    pub(crate) fn enqueue_recv(&self, entry: Parked<RecvSlot<T>>) -> bool {
         // A receive may park without trying first (`Case::looks_ready`).
         self.resource.waiters.record(current_id());
         let mut st = self.lock();
-        if st.closed || !st.buf.is_empty() || has_live_other(&st.sendq, &cell.waiter, |c| &c.waiter) {
+        if st.closed || !st.buf.is_empty() || has_live_other(&st.sendq, &entry.waiter) {
             return false;
         }
-        st.recvq.push_back(cell);
+        st.recvq.push_back(entry);
         true
     }
 
     /// Parks a send case here, unless a send could complete now (see
     /// [`ChanCore::enqueue_recv`]).
-    pub(crate) fn enqueue_send(&self, cell: Arc<SendCell<T>>) -> bool {
+    pub(crate) fn enqueue_send(&self, entry: Parked<SendSlot<T>>) -> bool {
         // A send may park without trying first (`Case::looks_ready`).
         self.resource.wakers.record(current_id());
         let mut st = self.lock();
-        if st.closed || st.buf.len() < self.cap || has_live_other(&st.recvq, &cell.waiter, |c| &c.waiter) {
+        if st.closed || st.buf.len() < self.cap || has_live_other(&st.recvq, &entry.waiter) {
             return false;
         }
-        st.sendq.push_back(cell);
+        st.sendq.push_back(entry);
         true
     }
 
-    /// Removes a receive case parked here, if it still is.
-    pub(crate) fn dequeue_recv(&self, cell: &Arc<RecvCell<T>>) {
-        self.lock().recvq.retain(|c| !Arc::ptr_eq(c, cell));
+    /// Takes every entry pointing at `slot` out of the receive queue. Once
+    /// this returns, no counterpart can reach the slot any more, but one
+    /// that popped an entry earlier and won its claim may still be filling
+    /// it until it publishes (`park::handoff`).
+    pub(crate) fn dequeue_recv(&self, slot: &HandOff<RecvSlot<T>>) {
+        self.lock().recvq.retain(|e| !e.is(slot));
     }
 
-    /// Removes a send case parked here, if it still is.
-    pub(crate) fn dequeue_send(&self, cell: &Arc<SendCell<T>>) {
-        self.lock().sendq.retain(|c| !Arc::ptr_eq(c, cell));
+    /// Takes every entry pointing at `slot` out of the send queue (see
+    /// [`ChanCore::dequeue_recv`]).
+    pub(crate) fn dequeue_send(&self, slot: &HandOff<SendSlot<T>>) {
+        self.lock().sendq.retain(|e| !e.is(slot));
     }
 
     /// The tasks parked receiving here.
     pub(crate) fn parked_receivers(&self) -> Vec<u64> {
         let st = self.lock();
-        st.recvq.iter().filter(|c| c.waiter.selection() == Selection::Waiting).map(|c| c.waiter.task).collect()
+        st.recvq.iter().filter(|e| e.waiter.selection() == Selection::Waiting).map(|e| e.waiter.task).collect()
     }
 
     /// Puts back a value that was handed to a receive which was then cancelled
@@ -307,27 +353,28 @@ impl<T> ChanCore<T> {
     /// else at the head of the buffer, so that it is the next value received.
     pub(crate) fn reinject(&self, v: T) {
         let mut st = self.lock();
-        if let Some(cell) = pop_claimed(&mut st.recvq, |c| c.waiter.try_claim(c.case)) {
-            drop(st);
-            // SAFETY: claimed just now, published next (`park::handoff`, party 2).
-            unsafe { cell.slot.with(|s| *s = RecvSlot::Value(v)) };
-            cell.waiter.finish(cell.case);
-        } else {
+        let Some(receiver) = pop_claimed(&mut st.recvq) else {
             st.buf.push_front(v);
-        }
+            return;
+        };
+        drop(st);
+        // SAFETY: this thread won the claim, and publishes next.
+        unsafe { receiver.fill(|s| *s = RecvSlot::Value(v)) };
+        receiver.waiter.finish(receiver.case);
     }
 }
 
-/// Takes the value of a send cell whose case the caller has just claimed.
-fn take_sent<T>(cell: &SendCell<T>) -> T {
-    // SAFETY: every caller won the claim of `cell`'s case and publishes only
-    // after this (`park::handoff`, party 2).
-    unsafe { cell.slot.with(|s| s.value.take()) }.expect("a parked send always holds its value until claimed")
+/// Takes the value of a parked send.
+///
+/// # Safety
+///
+/// The caller won the claim of `sender` and has not published it yet.
+unsafe fn take_sent<T>(sender: &Parked<SendSlot<T>>) -> T {
+    // SAFETY: the caller's contract is `fill`'s.
+    unsafe { sender.fill(|s| s.value.take()) }.expect("a parked send always holds its value until claimed")
 }
 
-fn has_live_other<C>(q: &VecDeque<Arc<C>>, me: &Arc<Waiter>, waiter: impl Fn(&C) -> &Arc<Waiter>) -> bool {
-    q.iter().any(|c| {
-        let w = waiter(c);
-        !Arc::ptr_eq(w, me) && w.selection() == Selection::Waiting
-    })
+/// Whether `q` holds an entry of a waiter other than `me` still waiting.
+fn has_live_other<S>(q: &VecDeque<Parked<S>>, me: &Arc<Waiter>) -> bool {
+    q.iter().any(|e| !Arc::ptr_eq(&e.waiter, me) && e.waiter.selection() == Selection::Waiting)
 }

@@ -287,22 +287,24 @@ pub struct SendFuture<'a, T>(OneCase<SendCase<'a, T>>);
 /// The future of [`Chan::recv`]; cancelling it never loses a value.
 pub struct RecvFuture<'a, T>(OneCase<RecvCase<'a, T>>);
 
-// The cases hold no self-references: their cells are heap-allocated.
-impl<T> Unpin for SendFuture<'_, T> {}
-impl<T> Unpin for RecvFuture<'_, T> {}
+// Both futures are `!Unpin`: while parked, the channel's queue points into
+// their case (`park::handoff`), which must stay in place until the future
+// completes or is dropped (its drop takes the entry back).
 
 impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let op = &mut self.0;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: nothing is moved out of the future (see above).
+        let op = &mut unsafe { self.get_unchecked_mut() }.0;
         op.poll_case(cx).map(|()| op.case.take_result().expect("a completed send has a result"))
     }
 }
 
 impl<T> Future for RecvFuture<'_, T> {
     type Output = Option<T>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let op = &mut self.0;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: nothing is moved out of the future (see above).
+        let op = &mut unsafe { self.get_unchecked_mut() }.0;
         op.poll_case(cx).map(|()| op.case.take_result().expect("a completed receive has a result"))
     }
 }

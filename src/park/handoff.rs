@@ -1,17 +1,28 @@
-//! The slot of a parked operation's queue entry (its *cell*): where a
-//! counterpart leaves a received value, or takes a sent one.
+//! The slot of a parked channel operation: where a counterpart leaves a
+//! received value, or takes a sent one.
 //!
-//! No lock guards it: the waiter's claim protocol (`park::waiter`) already
-//! lets exactly one party touch a slot at a time, and orders the hand-overs:
+//! The slot lives in the parked case itself (`select::case`), inside the
+//! operation's pinned future or on the blocked thread's stack, and the
+//! channel's queue entry points at it (`chan::core::Parked`): parking
+//! allocates nothing. No lock of its own guards it; these parties touch it,
+//! one at a time:
 //!
-//! 1. the operation's owner, while the cell is its own (before it is
-//!    enqueued, or after the channel refused it);
-//! 2. the party that won [`Waiter::try_claim`](super::waiter::Waiter::try_claim)
-//!    for the cell's case, until it publishes (`finish`/`publish`, a Release
-//!    store); a party that loses the claim never touches the slot;
-//! 3. the owner again once nobody can claim the case any more: after it saw
-//!    `Done` (an Acquire load, so the claimer's writes are visible), or after
-//!    its own `try_abort` won, or after another case was claimed.
+//! 1. the case's owner, while no entry points at it: before it is enqueued,
+//!    after the channel refused it, or once the owner took its entry back
+//!    out of the queue under the channel's lock while nobody had claimed it;
+//! 2. the party that popped the entry (under the channel's lock) and won
+//!    [`Waiter::try_claim`](super::waiter::Waiter::try_claim) for its case,
+//!    until it publishes; a party that loses the claim never touches the
+//!    slot;
+//! 3. the owner again once the claimer has published (`finish`/`publish`,
+//!    a Release store): it saw `Done` with an Acquire load, so the
+//!    claimer's writes are visible.
+//!
+//! The owner keeps the slot alive and in place until no entry points at it
+//! and no claimer is inside: its operation finishes after `Done`, cancels
+//! by aborting the waiter or waiting out a claimer that is `Busy`, and a
+//! case dropped without its operation (which then leaked) takes its entry
+//! back and waits out a claimer the same way (`select::case`, `unlink`).
 //!
 //! Under loom the data sits in loom's `UnsafeCell`, which fails a model whose
 //! accesses to a slot overlap without a happens-before between them.
@@ -38,9 +49,9 @@ impl<T> HandOff<T> {
     ///
     /// # Safety
     ///
-    /// The caller is the one party the claim protocol lets touch this slot now
-    /// (module docs: the owner before sharing it or once nobody can claim its
-    /// case, or the winner of the claim until it publishes).
+    /// The caller is the one party the protocol lets touch this slot now
+    /// (module docs: the owner while no entry points at it or once the
+    /// claimer published, or the winner of the claim until it publishes).
     pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut access = self.data.access(true);
         // SAFETY: the access was started on `self.data` just above, and the

@@ -3,8 +3,8 @@
 //!
 //! - [`waiter`]: one [`Waiter`](waiter::Waiter) per blocked operation (one for a
 //!   whole `select`), claimed exactly once by whoever completes it.
-//! - [`handoff`]: the lock-free slot of a parked operation's queue entry,
-//!   guarded by the waiter's claim protocol.
+//! - [`handoff`]: the slot a parked channel operation keeps in itself, which
+//!   its queue entry points at, guarded by the waiter's claim protocol.
 //! - [`resource`]: the untyped identity of what is waited on (a channel, a lock).
 //! - [`clock`]: the start time of a wait, read from the coarse clock.
 //! - [`wait`]: the record of a wait against the current task, which the deadlock

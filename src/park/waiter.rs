@@ -1,9 +1,9 @@
 //! The waiter: the meeting point between a parked operation and the task that
 //! completes it.
 //!
-//! A blocked `send`, `recv` or `select` allocates one [`Waiter`] and enqueues an
-//! entry pointing at it in the queue of every channel it waits on (one entry per
-//! select case). Whoever completes the operation — a counterpart, `close`, or the
+//! A blocked `send`, `recv` or `select` takes one [`Waiter`] (a new one, or the
+//! thread's recycled one) and enqueues an entry pointing at it in the queue of
+//! every channel it waits on (one entry per select case). Whoever completes the operation — a counterpart, `close`, or the
 //! operation itself while it registers — must first *claim* the waiter:
 //!
 //! ```text

@@ -7,7 +7,9 @@
 
 use std::sync::Arc as StdArc;
 
-use crate::chan::core::{ChanCore, RecvCell, RecvSlot, SendCell, SendSlot};
+use std::marker::PhantomPinned;
+
+use crate::chan::core::{ChanCore, Parked, RecvSlot, SendSlot};
 use crate::error::SendError;
 use crate::park::handoff::HandOff;
 use crate::park::resource::Resource;
@@ -26,14 +28,20 @@ pub trait Case {
     /// could complete now: then parks nothing and returns false. The check
     /// and the parking happen under the resource's lock, so no wake-up can
     /// fall between them.
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool;
+    ///
+    /// # Safety
+    ///
+    /// A channel's queue entry points into the case (`park::handoff`): the
+    /// case must stay at its address until it is dequeued, collected or
+    /// dropped (the engine's callers guarantee it, see `select::Operation`).
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool;
     /// Takes this case off its channel (no-op if a counterpart already did).
     /// If it was not completed, a send case gets its value back. Called only
     /// once nobody can claim the case any more (its waiter was aborted, or
     /// completed through another case).
     fn dequeue(&mut self);
-    /// This case was completed by a counterpart: move the result out of its
-    /// cell. Called only after its waiter was seen `Done` for this case.
+    /// This case was completed by a counterpart: take the result from its
+    /// slot. Called only after its waiter was seen `Done` for this case.
     fn collect(&mut self);
     /// This case was completed but its operation was cancelled before it could
     /// return: give back what it received, so that nothing is lost.
@@ -59,26 +67,99 @@ pub trait Case {
     fn resource(&self) -> Option<&StdArc<Resource>>;
 }
 
+/// The waiter a case was parked with, for [`RecvCase::unlink`] and
+/// [`SendCase::unlink`]: a plain pointer, as the case holds no count on it.
+struct ParkedWith(*const Waiter);
+
+// SAFETY: a pointer to a `Waiter`, which is `Send + Sync`; dereferenced only
+// where its owner keeps it alive (see `unlink`).
+unsafe impl Send for ParkedWith {}
+// SAFETY: as above.
+unsafe impl Sync for ParkedWith {}
+
 /// A receive case.
 #[doc(hidden)]
 pub struct RecvCase<'a, T> {
     chan: Option<&'a ChanCore<T>>,
-    cell: Option<Arc<RecvCell<T>>>,
+    /// Where a counterpart leaves what this case receives while it is
+    /// parked; the channel's queue entry points here (`park::handoff`).
+    slot: HandOff<RecvSlot<T>>,
+    /// The outcome, once completed (by the case's own try, or collected
+    /// from `slot`): kept apart from `slot` so that a receive that does not
+    /// block never goes through the hand-over cell.
     result: Option<Option<T>>,
+    /// Whether an entry for `slot` may be in `chan`'s receive queue.
+    linked: bool,
+    parked_with: ParkedWith,
+    /// While `linked`, the queue holds `slot`'s address, so the case must
+    /// not move (`Case::enqueue`). Being `!Unpin` also keeps a `&mut` to the
+    /// case from claiming exclusive access to the slot a counterpart may be
+    /// filling.
+    _pinned: PhantomPinned,
 }
 
 impl<'a, T> RecvCase<'a, T> {
     pub(crate) fn on(chan: Option<&'a ChanCore<T>>) -> Self {
-        RecvCase { chan, cell: None, result: None }
+        RecvCase {
+            chan,
+            slot: HandOff::new(RecvSlot::Empty),
+            result: None,
+            linked: false,
+            parked_with: ParkedWith(std::ptr::null()),
+            _pinned: PhantomPinned,
+        }
     }
 
     /// The received value (`None`: closed and drained). Panics if the case was not selected.
-    pub fn into_result(self) -> Option<T> {
-        self.result.expect("parkwatch: result taken from a select case that was not chosen")
+    pub fn into_result(mut self) -> Option<T> {
+        self.chosen_result()
+    }
+
+    /// [`RecvCase::into_result`] for a pinned case (`select!`'s).
+    pub fn pinned_result(self: std::pin::Pin<&mut Self>) -> Option<T> {
+        // SAFETY: only the result is moved out, not the case.
+        unsafe { self.get_unchecked_mut() }.chosen_result()
+    }
+
+    /// Takes the result of the chosen case; panics if the case was not chosen.
+    fn chosen_result(&mut self) -> Option<T> {
+        self.result.take().expect("parkwatch: result taken from a select case that was not chosen")
     }
 
     pub(crate) fn take_result(&mut self) -> Option<Option<T>> {
         self.result.take()
+    }
+
+    /// Empties the slot. Only while no counterpart may be inside it: the
+    /// case is not parked, or its counterpart published (`park::handoff`,
+    /// parties 1 and 3).
+    fn take_slot(&mut self) -> RecvSlot<T> {
+        debug_assert!(!self.linked, "a parked case's slot is the counterpart's");
+        // SAFETY: as said above, which every caller ensures.
+        unsafe { self.slot.with(|s| std::mem::replace(s, RecvSlot::Empty)) }
+    }
+
+    /// Takes back an entry that this case's operation left behind when it
+    /// was leaked while parked (never finished, never cancelled), before the
+    /// case is dropped or used again. Cold: only a leaked operation gets here.
+    #[cold]
+    #[inline(never)]
+    fn unlink(&mut self) {
+        let Some(chan) = self.chan else { return };
+        chan.dequeue_recv(&self.slot);
+        // SAFETY: the operation that parked the case leaked, and with it the
+        // waiter it owned, which therefore is still alive (while it runs, an
+        // operation takes its cases' entries back when it finishes or is
+        // cancelled, so they are never linked after it is gone).
+        let waiter = unsafe { &*self.parked_with.0 };
+        // A counterpart that popped the entry and won its claim fills the
+        // slot outside the lock: wait until it published.
+        waiter.wait_not_busy();
+        self.linked = false;
+        // A value handed over to the leaked operation is not lost.
+        if let RecvSlot::Value(v) = self.take_slot() {
+            chan.reinject(v);
+        }
     }
 }
 
@@ -86,6 +167,9 @@ impl<T> Case for RecvCase<'_, T> {
     #[inline]
     fn try_now(&mut self) -> bool {
         let Some(chan) = self.chan else { return false };
+        if self.linked {
+            self.unlink();
+        }
         match chan.try_recv() {
             Ok(v) => self.result = Some(Some(v)),
             Err(crate::TryRecvError::Closed) => self.result = Some(None),
@@ -98,27 +182,30 @@ impl<T> Case for RecvCase<'_, T> {
         self.chan.is_none()
     }
 
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
-        let cell = Arc::new(RecvCell { waiter: waiter.clone(), case: index, slot: HandOff::new(RecvSlot::Empty) });
-        let parked = chan.enqueue_recv(cell.clone());
-        if parked {
-            self.cell = Some(cell);
+        if self.linked {
+            self.unlink();
         }
-        parked
+        // SAFETY: the caller keeps the case in place until it is dequeued,
+        // collected or dropped, and each of those takes the entry back or
+        // waits for the counterpart that popped it.
+        let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
+        self.parked_with = ParkedWith(Arc::as_ptr(waiter));
+        self.linked = chan.enqueue_recv(entry);
+        self.linked
     }
 
     fn dequeue(&mut self) {
-        if let (Some(chan), Some(cell)) = (self.chan, self.cell.take()) {
-            chan.dequeue_recv(&cell);
+        if let (Some(chan), true) = (self.chan, std::mem::take(&mut self.linked)) {
+            chan.dequeue_recv(&self.slot);
         }
     }
 
     fn collect(&mut self) {
-        let cell = self.cell.take().expect("a completed receive case has its cell");
-        // SAFETY: `collect` runs once the case is `Done` (`park::handoff`, party 3).
-        let slot = unsafe { cell.slot.with(|s| std::mem::replace(s, RecvSlot::Empty)) };
-        self.result = Some(match slot {
+        // The counterpart that completed the case popped its entry.
+        self.linked = false;
+        self.result = Some(match self.take_slot() {
             RecvSlot::Value(v) => Some(v),
             RecvSlot::Closed => None,
             RecvSlot::Empty => unreachable!("a receive is published only after its slot is filled"),
@@ -153,28 +240,88 @@ impl<T> Case for RecvCase<'_, T> {
     }
 }
 
+/// A case dropped while parked (only if its operation leaked) takes its
+/// entry back, and waits out a counterpart filling it, before its slot goes.
+impl<T> Drop for RecvCase<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.linked {
+            self.unlink();
+        }
+    }
+}
+
 /// A send case; holds the value until the send completes.
 #[doc(hidden)]
 pub struct SendCase<'a, T> {
     chan: Option<&'a ChanCore<T>>,
+    /// The value, while the case is not parked.
     value: Option<T>,
-    cell: Option<Arc<SendCell<T>>>,
+    /// Holds the value while the case is parked, for a counterpart to take;
+    /// the channel's queue entry points here (`park::handoff`).
+    slot: HandOff<SendSlot<T>>,
     result: Option<Result<(), SendError<T>>>,
+    /// Whether an entry for `slot` may be in `chan`'s send queue.
+    linked: bool,
+    parked_with: ParkedWith,
+    /// See [`RecvCase`]'s.
+    _pinned: PhantomPinned,
 }
 
 impl<'a, T> SendCase<'a, T> {
     pub(crate) fn on(chan: Option<&'a ChanCore<T>>, value: T) -> Self {
-        SendCase { chan, value: Some(value), cell: None, result: None }
+        SendCase {
+            chan,
+            value: Some(value),
+            slot: HandOff::new(SendSlot { value: None, closed: false }),
+            result: None,
+            linked: false,
+            parked_with: ParkedWith(std::ptr::null()),
+            _pinned: PhantomPinned,
+        }
     }
 
     /// `Ok` when delivered; the value back when the channel was closed.
     /// Panics if the case was not selected.
-    pub fn into_result(self) -> Result<(), SendError<T>> {
-        self.result.expect("parkwatch: result taken from a select case that was not chosen")
+    pub fn into_result(mut self) -> Result<(), SendError<T>> {
+        self.chosen_result()
+    }
+
+    /// [`SendCase::into_result`] for a pinned case (`select!`'s).
+    pub fn pinned_result(self: std::pin::Pin<&mut Self>) -> Result<(), SendError<T>> {
+        // SAFETY: only the result is moved out, not the case.
+        unsafe { self.get_unchecked_mut() }.chosen_result()
+    }
+
+    /// Takes the result of the chosen case; panics if the case was not chosen.
+    fn chosen_result(&mut self) -> Result<(), SendError<T>> {
+        self.result.take().expect("parkwatch: result taken from a select case that was not chosen")
     }
 
     pub(crate) fn take_result(&mut self) -> Option<Result<(), SendError<T>>> {
         self.result.take()
+    }
+
+    /// The value back from the slot. Only while no counterpart may be
+    /// inside it (`park::handoff`, parties 1 and 3).
+    fn take_slot_value(&mut self) -> Option<T> {
+        debug_assert!(!self.linked, "a parked case's slot is the counterpart's");
+        // SAFETY: as said above, which every caller ensures.
+        unsafe { self.slot.with(|s| s.value.take()) }
+    }
+
+    /// See [`RecvCase::unlink`]. The value comes back to the case unless a
+    /// receiver took it.
+    #[cold]
+    #[inline(never)]
+    fn unlink(&mut self) {
+        let Some(chan) = self.chan else { return };
+        chan.dequeue_send(&self.slot);
+        // SAFETY: as in `RecvCase::unlink`.
+        let waiter = unsafe { &*self.parked_with.0 };
+        waiter.wait_not_busy();
+        self.linked = false;
+        self.value = self.take_slot_value();
     }
 }
 
@@ -182,6 +329,9 @@ impl<T> Case for SendCase<'_, T> {
     #[inline]
     fn try_now(&mut self) -> bool {
         let Some(chan) = self.chan else { return false };
+        if self.linked {
+            self.unlink();
+        }
         let v = self.value.take().expect("a pending send case holds its value");
         match chan.try_send(v) {
             Ok(()) => self.result = Some(Ok(())),
@@ -198,34 +348,38 @@ impl<T> Case for SendCase<'_, T> {
         self.chan.is_none()
     }
 
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
-        let slot = SendSlot { value: self.value.take(), closed: false };
-        let cell = Arc::new(SendCell { waiter: waiter.clone(), case: index, slot: HandOff::new(slot) });
-        if chan.enqueue_send(cell.clone()) {
-            self.cell = Some(cell);
-            return true;
+        if self.linked {
+            self.unlink();
         }
-        // SAFETY: the channel refused the cell: nobody else ever saw it
-        // (`park::handoff`, party 1).
-        self.value = unsafe { cell.slot.with(|s| s.value.take()) };
-        false
+        let value = self.value.take();
+        // SAFETY: no entry points at the slot (`park::handoff`, party 1).
+        unsafe { self.slot.with(|s| *s = SendSlot { value, closed: false }) };
+        // SAFETY: as in `RecvCase::enqueue`.
+        let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
+        self.parked_with = ParkedWith(Arc::as_ptr(waiter));
+        self.linked = chan.enqueue_send(entry);
+        if !self.linked {
+            // Refused: nobody else ever saw the slot.
+            self.value = self.take_slot_value();
+        }
+        self.linked
     }
 
     fn dequeue(&mut self) {
-        if let (Some(chan), Some(cell)) = (self.chan, self.cell.take()) {
-            chan.dequeue_send(&cell);
-            // Not completed (else `collect` took the cell): the value comes home.
-            // SAFETY: `dequeue` runs once nobody can claim the case any more
-            // (`park::handoff`, party 3).
-            self.value = unsafe { cell.slot.with(|s| s.value.take()) };
+        if let (Some(chan), true) = (self.chan, std::mem::take(&mut self.linked)) {
+            chan.dequeue_send(&self.slot);
+            // Not completed (else `collect` unlinked it): the value comes home.
+            self.value = self.take_slot_value();
         }
     }
 
     fn collect(&mut self) {
-        let cell = self.cell.take().expect("a completed send case has its cell");
+        // The counterpart that completed the case popped its entry.
+        self.linked = false;
         // SAFETY: `collect` runs once the case is `Done` (`park::handoff`, party 3).
-        let (closed, value) = unsafe { cell.slot.with(|s| (s.closed, s.value.take())) };
+        let (closed, value) = unsafe { self.slot.with(|s| (s.closed, s.value.take())) };
         self.result = Some(if closed {
             Err(SendError(value.expect("a send completed by close keeps its value")))
         } else {
@@ -257,5 +411,67 @@ impl<T> Case for SendCase<'_, T> {
 
     fn looks_ready(&self) -> bool {
         self.chan.is_some_and(|c| c.send_looks_ready())
+    }
+}
+
+/// See [`RecvCase`]'s.
+impl<T> Drop for SendCase<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.linked {
+            self.unlink();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Case, RecvCase, SendCase};
+    use crate::chan::core::ChanCore;
+    use crate::park::waiter::{Notifier, OwnedWaiter};
+    use crate::{TryRecvError, TrySendError};
+
+    /// A case dropped while parked, without its operation cancelling it
+    /// (the operation leaked; here the test holds its waiter), takes its
+    /// queue entry back, so no counterpart ever reaches its freed slot.
+    #[test]
+    fn a_case_dropped_while_parked_takes_its_entry_back() {
+        let core = ChanCore::<String>::new(0);
+        let waiter = OwnedWaiter::new(Notifier::None);
+        {
+            let mut case = RecvCase::on(Some(&core));
+            // SAFETY: the case stays in this scope's frame until it drops.
+            assert!(unsafe { case.enqueue(&waiter, 0) }, "nobody sends: the receive parks");
+            assert_eq!(core.parked_receivers().len(), 1);
+        }
+        assert!(core.parked_receivers().is_empty());
+        assert!(matches!(core.try_send("lost?".into()), Err(TrySendError::Full(v)) if v == "lost?"));
+
+        let waiter = OwnedWaiter::new(Notifier::None);
+        {
+            let mut case = SendCase::on(Some(&core), "kept".to_string());
+            // SAFETY: as above.
+            assert!(unsafe { case.enqueue(&waiter, 0) }, "nobody receives: the send parks");
+            assert!(core.recv_looks_ready(), "the parked send is visible to receivers");
+        }
+        assert_eq!(core.try_recv(), Err(TryRecvError::Empty), "the dropped send's value left with it");
+    }
+
+    /// A case enqueued again after its earlier operation leaked while
+    /// parked replaces its stale entry instead of adding a second one.
+    #[test]
+    fn a_case_enqueued_again_replaces_its_stale_entry() {
+        let core = ChanCore::<u32>::new(0);
+        let mut case = RecvCase::on(Some(&core));
+        let (first, second) = (OwnedWaiter::new(Notifier::None), OwnedWaiter::new(Notifier::None));
+        // SAFETY: the case stays in this frame until it drops.
+        assert!(unsafe { case.enqueue(&first, 0) });
+        // SAFETY: as above.
+        assert!(unsafe { case.enqueue(&second, 0) });
+        assert_eq!(core.parked_receivers().len(), 1, "one entry per case");
+        core.try_send(9).unwrap();
+        assert!(matches!(second.selection(), crate::park::waiter::Selection::Done(0)));
+        case.collect();
+        assert_eq!(case.take_result(), Some(Some(9)));
     }
 }

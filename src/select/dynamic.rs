@@ -51,6 +51,8 @@ pub struct Select<'a> {
     cases: Vec<Box<dyn DynCase + Send + 'a>>,
 }
 
+/// Boxed, so the cases stay in place while the vector grows, and a case
+/// dropped with the `Select` takes its queue entry back (`Operation`).
 impl super::CaseList for Vec<Box<dyn DynCase + Send + '_>> {
     fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R {
         let mut refs: Vec<&mut dyn Case> = self.iter_mut().map(|c| c.as_case()).collect();
@@ -139,7 +141,10 @@ impl<'a> Select<'a> {
             if self.cases.is_empty() {
                 match super::park_forever(crate::WaitReason::SelectNoCases).await {}
             }
-            let i = SelectFuture { cases: &mut self.cases, op: Operation::new(false, site) }.await;
+            // A `Vec` of boxes is `Unpin`: the boxed cases stay in place
+            // whatever happens to the vector.
+            let cases = std::pin::Pin::new(&mut self.cases);
+            let i = SelectFuture { cases, op: Operation::new(false, site) }.await;
             self.chosen(i.expect("a select without default completes a case"))
         }
     }

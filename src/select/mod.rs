@@ -4,18 +4,20 @@
 //!
 //! 1. **Try**: visit the cases in a uniformly random order and complete the
 //!    first that can complete now (Go's `pollorder`); with `default`, stop here.
-//! 2. **Park**: allocate one [`Waiter`] and enqueue a cell for every non-nil
-//!    case; each channel checks readiness and enqueues under its own lock (as
-//!    Go's `selectgo` does holding all of them). If a case turned ready since
-//!    step 1, abort the waiter (if nobody claimed it yet), take the cells back
+//! 2. **Park**: take one [`Waiter`] (the thread's recycled one, usually) and
+//!    enqueue an entry for every non-nil case, pointing at the slot the case
+//!    keeps in itself (`park::handoff`: parking allocates nothing); each
+//!    channel checks readiness and enqueues under its own lock (as Go's
+//!    `selectgo` does holding all of them). If a case turned ready since
+//!    step 1, abort the waiter (if nobody claimed it yet), take the entries back
 //!    and go to 1. Otherwise sleep until a counterpart claims the waiter for case `i`.
-//! 3. **Finish**: collect case `i`'s result and take every other cell back.
+//! 3. **Finish**: collect case `i`'s result and take every other entry back.
 //!
 //! The async path ([`Operation::poll`]) and the blocking path
 //! ([`Operation::block`]) share steps 1–3; they differ only in how they sleep.
 //! Step 2 makes a wake-up impossible to lose: a state change made before a
-//! cell is enqueued is seen by the check under the same lock, one made after
-//! it finds the cell.
+//! entry is enqueued is seen by the check under the same lock, one made after
+//! it finds the entry.
 
 pub(crate) mod case;
 mod dynamic;
@@ -47,6 +49,18 @@ const YIELDS_PARKED: u32 = 256;
 const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The state of one (possibly parked) operation over a list of cases.
+///
+/// Invariant its users keep: a parked operation's channel cases hold queue
+/// entries that point into them (`park::handoff`), so the cases stay at
+/// their address from the first poll (or `block`) until the operation has
+/// finished or been cancelled. [`OneCase`] and [`SelectFuture`] are pinned
+/// futures whose drop cancels; [`Operation::block`] runs on its caller's
+/// stack and cancels if it unwinds. So a case is still enqueued when it is
+/// dropped (or used again) only if its operation leaked, waiter included:
+/// the case then takes its entry back itself, and waits out a counterpart
+/// through that waiter (`select::case`, `unlink`). The waiter is stored in
+/// the operation before any case is enqueued, so that this holds from the
+/// first entry on.
 pub(crate) struct Operation {
     waiter: Option<OwnedWaiter>,
     has_default: bool,
@@ -72,12 +86,14 @@ impl Operation {
         rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
     }
 
-    /// Step 2: enqueues every case. Returns false, with every cell taken back,
+    /// Step 2: enqueues every case. Returns false, with every entry taken back,
     /// if a case turned out ready and the waiter could be aborted (if it could
     /// not, a counterpart has claimed it: it is as good as parked).
     fn park(cases: &mut [&mut dyn Case], waiter: &Arc<Waiter>) -> bool {
         for (i, case) in cases.iter_mut().enumerate() {
-            if !case.enqueue(waiter, i) {
+            // SAFETY: the cases stay in place until the operation finishes
+            // or is cancelled, or they are dropped (`Operation`'s invariant).
+            if !unsafe { case.enqueue(waiter, i) } {
                 if waiter.try_abort() {
                     Self::dequeue_all(cases);
                     return false;
@@ -88,9 +104,9 @@ impl Operation {
         true
     }
 
-    /// Step 3: collects case `chosen` and takes back every other cell.
+    /// Step 3: collects case `chosen` and takes back every other entry.
     fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
-        // Dropped last, once no cell holds it, so that it can be reused.
+        // Dropped last, once no entry holds it, so that it can be reused.
         let _waiter = self.waiter.take();
         cases[chosen].collect();
         Self::dequeue_all(cases);
@@ -177,14 +193,17 @@ impl Operation {
                 return Poll::Pending;
             }
             let waiter = OwnedWaiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+            let key = waiter.key;
             // Say what we wait on before a counterpart can see (and wake) us,
             // so its wake-up finds the task parked rather than still running.
-            self.record_wait(cases, waiter.key);
-            if Self::park(cases, &waiter) {
-                self.waiter = Some(waiter);
+            self.record_wait(cases, key);
+            // The operation holds its waiter before any entry points at a
+            // case: from here on, its cancel (or its leak) covers them.
+            if Self::park(cases, self.waiter.insert(waiter)) {
                 return Poll::Pending;
             }
-            wait::retract(waiter.key);
+            self.waiter = None;
+            wait::retract(key);
         }
     }
 
@@ -227,7 +246,7 @@ impl Operation {
 
     /// Runs the operation to completion on the calling OS thread.
     ///
-    /// Once its cells are enqueued, the thread first waits for a counterpart
+    /// Once its entries are enqueued, the thread first waits for a counterpart
     /// by spinning, then yielding (as crossbeam's `Backoff` does) — a
     /// counterpart on another core usually arrives within microseconds — and
     /// only then parks, which is when the registry counts it as blocked.
@@ -237,7 +256,13 @@ impl Operation {
 
     /// [`Operation::block`], where `tried` says the caller has just tried
     /// every case (and none could complete), so step 1 is skipped once.
-    fn block_tried(&mut self, cases: &mut [&mut dyn Case], mut tried: bool) -> Option<usize> {
+    fn block_tried(&mut self, cases: &mut [&mut dyn Case], tried: bool) -> Option<usize> {
+        let guard = CancelOnUnwind { op: self, cases };
+        guard.op.block_parked(guard.cases, tried)
+    }
+
+    /// The body of [`Operation::block_tried`].
+    fn block_parked(&mut self, cases: &mut [&mut dyn Case], mut tried: bool) -> Option<usize> {
         loop {
             if !std::mem::take(&mut tried) {
                 if let Some(i) = self.try_cases(cases) {
@@ -272,9 +297,12 @@ impl Operation {
             if cases.iter().all(|c| c.is_nil()) {
                 self.block_until(cases, 0, || false);
             }
-            if !Self::park(cases, &waiter) {
+            // As in `start`: held by the operation before it parks.
+            if !Self::park(cases, self.waiter.insert(waiter)) {
+                self.waiter = None;
                 continue;
             }
+            let waiter = self.waiter.as_ref().expect("parked just now");
             let done = || matches!(waiter.selection(), Selection::Done(_));
             if !Self::spin_until(&mut || done(), YIELDS_PARKED) {
                 self.block_until(cases, waiter.key, done);
@@ -330,6 +358,22 @@ impl Operation {
             }
         }
         Self::dequeue_all(cases);
+    }
+}
+
+/// Cancels a blocking operation that unwinds while parked: the caller may
+/// catch the panic and then move its cases, which `Operation`'s invariant
+/// forbids while they are enqueued.
+struct CancelOnUnwind<'o, 's, 'c> {
+    op: &'o mut Operation,
+    cases: &'s mut [&'c mut dyn Case],
+}
+
+impl Drop for CancelOnUnwind<'_, '_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.op.cancel(self.cases);
+        }
     }
 }
 
@@ -425,11 +469,35 @@ pub trait CaseList {
     fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R;
 }
 
+/// A pinned tuple of cases, split into its pinned cases: how `select!`
+/// reaches the chosen case's result after the select.
+#[doc(hidden)]
+pub trait ProjectCases {
+    /// A tuple of `Pin<&mut _>`, one per case.
+    type Projected<'a>
+    where
+        Self: 'a;
+    /// Splits the pinned tuple.
+    fn project(self: std::pin::Pin<&mut Self>) -> Self::Projected<'_>;
+}
+
 macro_rules! tuple_case_list {
     ($($n:tt $t:ident),*) => {
         impl<$($t: Case),*> CaseList for ($($t,)*) {
             fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R {
                 f(&mut [$(&mut self.$n as &mut dyn Case),*])
+            }
+        }
+
+        impl<$($t: Case),*> ProjectCases for ($($t,)*) {
+            type Projected<'a> = ($(std::pin::Pin<&'a mut $t>,)*) where Self: 'a;
+            #[allow(clippy::unused_unit)]
+            fn project(self: std::pin::Pin<&mut Self>) -> Self::Projected<'_> {
+                // SAFETY: structural pinning: no case is ever moved out of
+                // a pinned tuple, and each stays pinned through its `Pin`.
+                let _this = unsafe { self.get_unchecked_mut() };
+                // SAFETY: as above.
+                ($(unsafe { std::pin::Pin::new_unchecked(&mut _this.$n) },)*)
             }
         }
     };
@@ -453,28 +521,36 @@ tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 1
 tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M, 13 N, 14 O);
 tuple_case_list!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L, 12 M, 13 N, 14 O, 15 P);
 
-/// The future of `select!` (and of [`Select::select`]): runs the engine over a case list.
+/// The future of `select!` (and of [`Select::select`]): runs the engine over
+/// a pinned case list. While parked, channel queues point into the cases
+/// (`Operation`'s invariant); the pin keeps them in place even if this
+/// future is leaked, and a case dropped while parked takes its entry back.
 #[doc(hidden)]
 pub struct SelectFuture<'c, L: CaseList + ?Sized> {
-    cases: &'c mut L,
+    cases: std::pin::Pin<&'c mut L>,
     op: Operation,
 }
 
-impl<L: CaseList + ?Sized> Unpin for SelectFuture<'_, L> {}
+impl<L: CaseList + ?Sized> SelectFuture<'_, L> {
+    /// Lends the cases to `f`, with the engine.
+    fn with_cases<R>(&mut self, f: impl FnOnce(&mut Operation, &mut [&mut dyn Case]) -> R) -> R {
+        // SAFETY: the engine never moves a case out of the list.
+        let cases = unsafe { self.cases.as_mut().get_unchecked_mut() };
+        let op = &mut self.op;
+        cases.with_cases(|cases| f(op, cases))
+    }
+}
 
 impl<L: CaseList + ?Sized> std::future::Future for SelectFuture<'_, L> {
     type Output = Option<usize>;
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<usize>> {
-        let this = &mut *self;
-        let op = &mut this.op;
-        this.cases.with_cases(|cases| op.poll(cases, cx))
+        self.with_cases(|op, cases| op.poll(cases, cx))
     }
 }
 
 impl<L: CaseList + ?Sized> Drop for SelectFuture<'_, L> {
     fn drop(&mut self) {
-        let op = &mut self.op;
-        self.cases.with_cases(|cases| op.cancel(cases));
+        self.with_cases(|op, cases| op.cancel(cases));
     }
 }
 
@@ -482,7 +558,7 @@ impl<L: CaseList + ?Sized> Drop for SelectFuture<'_, L> {
 /// returns `None` at once when `has_default` and nothing is ready.
 #[doc(hidden)]
 #[track_caller]
-pub fn select_async<L: CaseList + ?Sized>(cases: &mut L, has_default: bool) -> SelectFuture<'_, L> {
+pub fn select_async<L: CaseList + ?Sized>(cases: std::pin::Pin<&mut L>, has_default: bool) -> SelectFuture<'_, L> {
     SelectFuture { cases, op: Operation::new(has_default, std::panic::Location::caller()) }
 }
 

@@ -135,7 +135,9 @@ impl Case for CondCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
+    // The entry owns what it shares (no pointer into the case): `enqueue`'s
+    // contract is not needed here.
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
         let mut st = self.cond.res.sync.cond();
         if st.notified > self.ticket {
             return false;

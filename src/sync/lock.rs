@@ -49,7 +49,9 @@ impl Case for LockCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
+    // The entry owns what it shares (no pointer into the case): `enqueue`'s
+    // contract is not needed here.
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
         let mut st = self.res.sync.lock();
         let free = if self.write { st.can_write() } else { st.can_read(Some(waiter)) };
         if free {

@@ -142,7 +142,9 @@ impl Case for WaitCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    // The entry owns what it shares (no pointer into the case): `enqueue`'s
+    // contract is not needed here.
+    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let mut st = self.wg.res.sync.wait_group();
         if st.count == 0 {
             return false;

@@ -130,9 +130,13 @@ pub(crate) fn expand(input: TokenStream, mode: Mode) -> Result<TokenStream> {
         }
         let body = &arm.body;
         let field = syn::Index::from(i);
+        let result = match mode {
+            Mode::Async => quote! { #case_ident.pinned_result() },
+            Mode::Blocking => quote! { __pw_cases.#field.into_result() },
+        };
         let bind = match &arm.pat {
-            Some(pat) => quote! { let #pat = __pw_cases.#field.into_result(); },
-            None => quote! { let _ = __pw_cases.#field.into_result(); },
+            Some(pat) => quote! { let #pat = #result; },
+            None => quote! { let _ = #result; },
         };
         match_arms.push(quote! { ::core::option::Option::Some(#i) => { #bind #body } });
         case_idents.push(case_ident);
@@ -145,15 +149,24 @@ pub(crate) fn expand(input: TokenStream, mode: Mode) -> Result<TokenStream> {
         }
         None => quote! {},
     };
+    // The async select's cases are pinned: while it is parked, channel
+    // queues point into them. Its arms take their results through the pin.
     let call = match mode {
-        Mode::Async => quote! { #pw::select_async(&mut __pw_cases, #has_default).await },
-        Mode::Blocking => quote! { #pw::select_blocking(&mut __pw_cases, #has_default) },
+        Mode::Async => quote! {
+            let mut __pw_cases = ::core::pin::pin!((#(#case_idents,)*));
+            let __pw_chosen = #pw::select_async(__pw_cases.as_mut(), #has_default).await;
+            #[allow(unused_variables)]
+            let (#(#case_idents,)*) = #pw::ProjectCases::project(__pw_cases);
+        },
+        Mode::Blocking => quote! {
+            let mut __pw_cases = (#(#case_idents,)*);
+            let __pw_chosen = #pw::select_blocking(&mut __pw_cases, #has_default);
+        },
     };
     Ok(quote! {
         {
             #(#setup)*
-            let mut __pw_cases = (#(#case_idents,)*);
-            let __pw_chosen = #call;
+            #call
             #[allow(unreachable_patterns, unused_variables)]
             match __pw_chosen {
                 #(#match_arms)*
