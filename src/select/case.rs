@@ -166,10 +166,9 @@ impl<'a, T> RecvCase<'a, T> {
 impl<T> Case for RecvCase<'_, T> {
     #[inline]
     fn try_now(&mut self) -> bool {
+        // Touches `result`, never the slot: safe even on a case that an
+        // operation leaked while parked (its `enqueue` or drop unlinks it).
         let Some(chan) = self.chan else { return false };
-        if self.linked {
-            self.unlink();
-        }
         match chan.try_recv() {
             Ok(v) => self.result = Some(Some(v)),
             Err(crate::TryRecvError::Closed) => self.result = Some(None),
@@ -328,10 +327,8 @@ impl<'a, T> SendCase<'a, T> {
 impl<T> Case for SendCase<'_, T> {
     #[inline]
     fn try_now(&mut self) -> bool {
+        // Touches `value`, never the slot (see `RecvCase::try_now`).
         let Some(chan) = self.chan else { return false };
-        if self.linked {
-            self.unlink();
-        }
         let v = self.value.take().expect("a pending send case holds its value");
         match chan.try_send(v) {
             Ok(()) => self.result = Some(Ok(())),
