@@ -1,9 +1,11 @@
-//! The non-blocking path of a send or receive must not allocate.
+//! The non-blocking path of a send or receive must not allocate, and nor
+//! must a steady park.
 //!
 //! A counting global allocator tallies allocations made by the current thread
 //! while a closure runs; channel operations that complete without parking
 //! (buffered sends and receives, hand-offs, try_ ops, a ready select) must
-//! make none.
+//! make none, and a receive that parks and is completed again and again
+//! must make none after its first park.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
