@@ -90,6 +90,7 @@ pub struct RecvCase<'a, T> {
     result: Option<Option<T>>,
     /// Whether an entry for `slot` may be in `chan`'s receive queue.
     linked: bool,
+    /// The waiter of the last enqueue (meaningful while `linked`).
     parked_with: ParkedWith,
     /// While `linked`, the queue holds `slot`'s address, so the case must
     /// not move (`Case::enqueue`). Being `!Unpin` also keeps a `&mut` to the
@@ -262,6 +263,7 @@ pub struct SendCase<'a, T> {
     result: Option<Result<(), SendError<T>>>,
     /// Whether an entry for `slot` may be in `chan`'s send queue.
     linked: bool,
+    /// The waiter of the last enqueue (meaningful while `linked`).
     parked_with: ParkedWith,
     /// See [`RecvCase`]'s.
     _pinned: PhantomPinned,
