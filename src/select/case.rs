@@ -67,15 +67,49 @@ pub trait Case {
     fn resource(&self) -> Option<&StdArc<Resource>>;
 }
 
-/// The waiter a case was parked with, for [`RecvCase::unlink`] and
-/// [`SendCase::unlink`]: a plain pointer, as the case holds no count on it.
-struct ParkedWith(*const Waiter);
+/// Whether a channel case's slot may be pointed at by a queue entry, and the
+/// waiter it was enqueued with: the bookkeeping both case kinds share.
+struct Link {
+    linked: bool,
+    /// The waiter of the last enqueue (meaningful while `linked`): a plain
+    /// pointer, as the case holds no count on it.
+    parked_with: *const Waiter,
+}
 
-// SAFETY: a pointer to a `Waiter`, which is `Send + Sync`; dereferenced only
-// where its owner keeps it alive (see `unlink`).
-unsafe impl Send for ParkedWith {}
+// SAFETY: a flag and a pointer to a `Waiter`, which is `Send + Sync`,
+// dereferenced only where its owner keeps it alive (`wait_out_claimer`).
+unsafe impl Send for Link {}
 // SAFETY: as above.
-unsafe impl Sync for ParkedWith {}
+unsafe impl Sync for Link {}
+
+impl Link {
+    const NONE: Link = Link { linked: false, parked_with: std::ptr::null() };
+
+    /// Records an enqueue with `waiter`, which the channel accepted or not.
+    fn set(&mut self, waiter: &Arc<Waiter>, linked: bool) -> bool {
+        *self = Link { linked, parked_with: Arc::as_ptr(waiter) };
+        linked
+    }
+
+    /// Unlinks; whether the case was linked.
+    fn take(&mut self) -> bool {
+        std::mem::take(&mut self.linked)
+    }
+
+    /// For a case whose leaked operation left its entry behind, once the
+    /// entry is out of the queue: a counterpart that popped the entry before
+    /// and won its claim fills the slot outside the lock, so this waits
+    /// until it published. Then the slot is the case's again.
+    fn wait_out_claimer(&mut self) {
+        // SAFETY: only a leaked operation leaves its cases linked (while it
+        // runs, an operation takes its cases' entries back when it finishes
+        // or is cancelled), and it leaked the waiter it owned with it, which
+        // therefore is still alive.
+        let waiter = unsafe { &*self.parked_with };
+        waiter.wait_not_busy();
+        self.linked = false;
+    }
+}
 
 /// A receive case.
 #[doc(hidden)]
@@ -89,10 +123,8 @@ pub struct RecvCase<'a, T> {
     /// block never goes through the hand-over cell.
     result: Option<Option<T>>,
     /// Whether an entry for `slot` may be in `chan`'s receive queue.
-    linked: bool,
-    /// The waiter of the last enqueue (meaningful while `linked`).
-    parked_with: ParkedWith,
-    /// While `linked`, the queue holds `slot`'s address, so the case must
+    link: Link,
+    /// While linked, the queue holds `slot`'s address, so the case must
     /// not move (`Case::enqueue`). Being `!Unpin` also keeps a `&mut` to the
     /// case from claiming exclusive access to the slot a counterpart may be
     /// filling.
@@ -101,14 +133,7 @@ pub struct RecvCase<'a, T> {
 
 impl<'a, T> RecvCase<'a, T> {
     pub(crate) fn on(chan: Option<&'a ChanCore<T>>) -> Self {
-        RecvCase {
-            chan,
-            slot: HandOff::new(RecvSlot::Empty),
-            result: None,
-            linked: false,
-            parked_with: ParkedWith(std::ptr::null()),
-            _pinned: PhantomPinned,
-        }
+        RecvCase { chan, slot: HandOff::new(RecvSlot::Empty), result: None, link: Link::NONE, _pinned: PhantomPinned }
     }
 
     /// The received value (`None`: closed and drained). Panics if the case was not selected.
@@ -135,7 +160,7 @@ impl<'a, T> RecvCase<'a, T> {
     /// case is not parked, or its counterpart published (`park::handoff`,
     /// parties 1 and 3).
     fn take_slot(&mut self) -> RecvSlot<T> {
-        debug_assert!(!self.linked, "a parked case's slot is the counterpart's");
+        debug_assert!(!self.link.linked, "a parked case's slot is the counterpart's");
         // SAFETY: as said above, which every caller ensures.
         unsafe { self.slot.with(|s| std::mem::replace(s, RecvSlot::Empty)) }
     }
@@ -148,15 +173,7 @@ impl<'a, T> RecvCase<'a, T> {
     fn unlink(&mut self) {
         let Some(chan) = self.chan else { return };
         chan.dequeue_recv(&self.slot);
-        // SAFETY: the operation that parked the case leaked, and with it the
-        // waiter it owned, which therefore is still alive (while it runs, an
-        // operation takes its cases' entries back when it finishes or is
-        // cancelled, so they are never linked after it is gone).
-        let waiter = unsafe { &*self.parked_with.0 };
-        // A counterpart that popped the entry and won its claim fills the
-        // slot outside the lock: wait until it published.
-        waiter.wait_not_busy();
-        self.linked = false;
+        self.link.wait_out_claimer();
         // A value handed over to the leaked operation is not lost.
         if let RecvSlot::Value(v) = self.take_slot() {
             chan.reinject(v);
@@ -184,27 +201,25 @@ impl<T> Case for RecvCase<'_, T> {
 
     unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
-        if self.linked {
+        if self.link.linked {
             self.unlink();
         }
         // SAFETY: the caller keeps the case in place until it is dequeued,
         // collected or dropped, and each of those takes the entry back or
         // waits for the counterpart that popped it.
         let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
-        self.parked_with = ParkedWith(Arc::as_ptr(waiter));
-        self.linked = chan.enqueue_recv(entry);
-        self.linked
+        self.link.set(waiter, chan.enqueue_recv(entry))
     }
 
     fn dequeue(&mut self) {
-        if let (Some(chan), true) = (self.chan, std::mem::take(&mut self.linked)) {
+        if let (Some(chan), true) = (self.chan, self.link.take()) {
             chan.dequeue_recv(&self.slot);
         }
     }
 
     fn collect(&mut self) {
         // The counterpart that completed the case popped its entry.
-        self.linked = false;
+        self.link.take();
         self.result = Some(match self.take_slot() {
             RecvSlot::Value(v) => Some(v),
             RecvSlot::Closed => None,
@@ -245,7 +260,7 @@ impl<T> Case for RecvCase<'_, T> {
 impl<T> Drop for RecvCase<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if self.linked {
+        if self.link.linked {
             self.unlink();
         }
     }
@@ -262,9 +277,7 @@ pub struct SendCase<'a, T> {
     slot: HandOff<SendSlot<T>>,
     result: Option<Result<(), SendError<T>>>,
     /// Whether an entry for `slot` may be in `chan`'s send queue.
-    linked: bool,
-    /// The waiter of the last enqueue (meaningful while `linked`).
-    parked_with: ParkedWith,
+    link: Link,
     /// See [`RecvCase`]'s.
     _pinned: PhantomPinned,
 }
@@ -276,8 +289,7 @@ impl<'a, T> SendCase<'a, T> {
             value: Some(value),
             slot: HandOff::new(SendSlot { value: None, closed: false }),
             result: None,
-            linked: false,
-            parked_with: ParkedWith(std::ptr::null()),
+            link: Link::NONE,
             _pinned: PhantomPinned,
         }
     }
@@ -306,7 +318,7 @@ impl<'a, T> SendCase<'a, T> {
     /// The value back from the slot. Only while no counterpart may be
     /// inside it (`park::handoff`, parties 1 and 3).
     fn take_slot_value(&mut self) -> Option<T> {
-        debug_assert!(!self.linked, "a parked case's slot is the counterpart's");
+        debug_assert!(!self.link.linked, "a parked case's slot is the counterpart's");
         // SAFETY: as said above, which every caller ensures.
         unsafe { self.slot.with(|s| s.value.take()) }
     }
@@ -318,10 +330,7 @@ impl<'a, T> SendCase<'a, T> {
     fn unlink(&mut self) {
         let Some(chan) = self.chan else { return };
         chan.dequeue_send(&self.slot);
-        // SAFETY: as in `RecvCase::unlink`.
-        let waiter = unsafe { &*self.parked_with.0 };
-        waiter.wait_not_busy();
-        self.linked = false;
+        self.link.wait_out_claimer();
         self.value = self.take_slot_value();
     }
 }
@@ -349,7 +358,7 @@ impl<T> Case for SendCase<'_, T> {
 
     unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
-        if self.linked {
+        if self.link.linked {
             self.unlink();
         }
         let value = self.value.take();
@@ -357,17 +366,16 @@ impl<T> Case for SendCase<'_, T> {
         unsafe { self.slot.with(|s| *s = SendSlot { value, closed: false }) };
         // SAFETY: as in `RecvCase::enqueue`.
         let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
-        self.parked_with = ParkedWith(Arc::as_ptr(waiter));
-        self.linked = chan.enqueue_send(entry);
-        if !self.linked {
-            // Refused: nobody else ever saw the slot.
-            self.value = self.take_slot_value();
+        if self.link.set(waiter, chan.enqueue_send(entry)) {
+            return true;
         }
-        self.linked
+        // Refused: nobody else ever saw the slot.
+        self.value = self.take_slot_value();
+        false
     }
 
     fn dequeue(&mut self) {
-        if let (Some(chan), true) = (self.chan, std::mem::take(&mut self.linked)) {
+        if let (Some(chan), true) = (self.chan, self.link.take()) {
             chan.dequeue_send(&self.slot);
             // Not completed (else `collect` unlinked it): the value comes home.
             self.value = self.take_slot_value();
@@ -376,7 +384,7 @@ impl<T> Case for SendCase<'_, T> {
 
     fn collect(&mut self) {
         // The counterpart that completed the case popped its entry.
-        self.linked = false;
+        self.link.take();
         // SAFETY: `collect` runs once the case is `Done` (`park::handoff`, party 3).
         let (closed, value) = unsafe { self.slot.with(|s| (s.closed, s.value.take())) };
         self.result = Some(if closed {
@@ -417,7 +425,7 @@ impl<T> Case for SendCase<'_, T> {
 impl<T> Drop for SendCase<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if self.linked {
+        if self.link.linked {
             self.unlink();
         }
     }
