@@ -182,15 +182,18 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
             // waited last time: the references to those are kept instead of
             // dropped and cloned.
             Some(w) => {
-                let captured = crate::stack::capture(n.site, w.stack.take());
+                let since = crate::park::clock::wait_start();
+                if !reuses_own_stack(w, n.site, since) {
+                    let captured = crate::stack::capture(n.site, w.stack.take());
+                    w.stack_sampled = captured.as_ref().is_some_and(|c| c.1);
+                    w.stack = captured.map(|c| c.0);
+                }
                 refill(&mut w.resources, n.resources);
                 w.key = n.key;
                 w.seq = record.take_seq();
                 w.reason = n.reason;
                 w.site = n.site;
-                w.since = crate::park::clock::wait_start();
-                w.stack_sampled = captured.as_ref().is_some_and(|c| c.1);
-                w.stack = captured.map(|c| c.0);
+                w.since = since;
                 w.timer_wakeable = n.timer_wakeable;
             }
             None => {
@@ -214,6 +217,21 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
         Some(noted)
     })
     .flatten()
+}
+
+/// Whether a task whose previous wait was `w` keeps that wait's stack for a
+/// new wait at `site` beginning at `since`, without asking the site's
+/// capture policy (`stack::capture`): when the previous wait was at the
+/// same site and began in the same tick of the coarse clock
+/// (`park::clock`, 1–4 ms). A task parking at one line again and again (a
+/// loop over a channel) then consults the policy at most once per tick
+/// instead of at every park, and the stack it keeps is its own, taken at
+/// that line moments ago; it is marked sampled, as a stack the policy
+/// reuses is.
+fn reuses_own_stack(w: &mut WaitInfo, site: &'static std::panic::Location<'static>, since: std::time::Instant) -> bool {
+    let reuse = w.since == since && std::ptr::eq(w.site, site) && w.stack.is_some();
+    w.stack_sampled |= reuse;
+    reuse
 }
 
 /// Makes `kept` the list of `new` resources, each with its activity count
