@@ -5,7 +5,7 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) mod thread {
     //! `park`/`unpark` for loom, built on a loom `Mutex` + `Condvar` token.
@@ -72,8 +72,6 @@ pub(crate) mod thread {
 pub(crate) use parking_lot::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-#[cfg(not(loom))]
-pub(crate) use std::sync::Arc;
 
 /// A mutex loom does not model (the task records'): parking_lot's, or std's
 /// under loom, where [`lock`] retries it instead of blocking the model.

@@ -515,3 +515,82 @@ fn try_recv_vs_blocking_recv_one_value() {
         }
     });
 }
+
+/// A waker for the async models: counts its wakes in a loom atomic.
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Model 8a: an async receive, parked with its waiter inside its pinned
+/// future, is dropped while a sender on another thread claims it, hands it
+/// the value and wakes it through the waker it took out of the waiter.
+/// Whichever wins, the value is not lost (the send fails and returns it,
+/// or the cancelled receive puts it back into the channel), the waker is
+/// woken at most once, and the claimer never touches the waiter after it
+/// published (loom's cell checks fail the model if it does).
+#[test]
+fn async_recv_dropped_while_a_sender_claims_it() {
+    use std::future::Future;
+    model(BOUND, || {
+        let c = chan::<u32>(0);
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut recv = Box::pin(c.recv());
+        let polled = recv.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending(), "nothing was sent yet: the receive parks");
+        let sender = {
+            let c = c.clone();
+            thread::spawn(move || c.try_send(7))
+        };
+        drop(recv);
+        let sent = sender.join().unwrap();
+        let woken = counter.0.load(Ordering::Relaxed);
+        match sent {
+            Ok(()) => {
+                assert_eq!(c.try_recv(), Ok(7), "the cancelled receive gave the value back");
+                assert!(woken <= 1, "woken {woken} times");
+            }
+            Err(TrySendError::Full(v)) => {
+                assert_eq!(v, 7);
+                assert_eq!(woken, 0, "nobody claimed the receive");
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert_eq!(c.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// Model 8b: an async send parked in its pinned future is completed by a
+/// receiver on another thread while the sending side polls it again: the
+/// poll either finds the hand-over done (`Ready`) or parks on, and then the
+/// receiver's wake (through the waker it took out of the waiter) arrives.
+#[test]
+fn async_send_repolled_while_a_receiver_completes_it() {
+    use std::future::Future;
+    model(BOUND, || {
+        let c = chan::<u32>(0);
+        let counter = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let cx = &mut std::task::Context::from_waker(&waker);
+        let mut send = Box::pin(c.send(9));
+        assert!(send.as_mut().poll(cx).is_pending(), "nobody receives yet: the send parks");
+        let receiver = {
+            let c = c.clone();
+            thread::spawn(move || c.recv_blocking())
+        };
+        let first = send.as_mut().poll(cx);
+        let got = receiver.join().unwrap();
+        assert_eq!(got, Some(9));
+        // The receiver has returned: the hand-over is published, and the
+        // wake it owed has been delivered.
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "exactly one wake");
+        match first {
+            std::task::Poll::Ready(r) => assert_eq!(r, Ok(())),
+            std::task::Poll::Pending => assert_eq!(send.as_mut().poll(cx), std::task::Poll::Ready(Ok(()))),
+        }
+    });
+}

@@ -30,8 +30,8 @@ use crate::error::{CloseError, TryRecvError, TrySendError};
 use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
-use crate::park::waiter::{Selection, Waiter};
-use crate::shim::{lock, Arc, Mutex, MutexGuard};
+use crate::park::waiter::{Selection, Waiter, WaiterRef};
+use crate::shim::{lock, Mutex, MutexGuard};
 
 /// What a parked receiver ends up with.
 pub(crate) enum RecvSlot<T> {
@@ -55,13 +55,14 @@ pub(crate) struct SendSlot<T> {
 /// counterpart popped the entry and won its claim, until that counterpart
 /// has published (the case waits for it, `park::handoff`).
 pub(crate) struct Parked<S> {
-    pub(crate) waiter: Arc<Waiter>,
+    pub(crate) waiter: WaiterRef,
     pub(crate) case: usize,
     slot: NonNull<HandOff<S>>,
 }
 
-// SAFETY: an entry is an `Arc<Waiter>` and a reference to a `HandOff<S>`,
-// which is `Sync` for `S: Send`, kept alive by the invariant above.
+// SAFETY: an entry is a `WaiterRef` (`Send`) and a reference to a
+// `HandOff<S>`, which is `Sync` for `S: Send`, kept alive by the invariant
+// above.
 unsafe impl<S: Send> Send for Parked<S> {}
 
 impl<S> Parked<S> {
@@ -69,12 +70,25 @@ impl<S> Parked<S> {
     ///
     /// # Safety
     ///
-    /// `slot` stays at its address, alive, while the entry is in a queue
-    /// (its owner takes it out under the channel's lock before it moves or
-    /// drops the slot), and, once a counterpart popped it and won its claim,
-    /// until that counterpart has published.
-    pub(crate) unsafe fn new(waiter: Arc<Waiter>, case: usize, slot: &HandOff<S>) -> Parked<S> {
-        Parked { waiter, case, slot: NonNull::from(slot) }
+    /// `slot` and `waiter` stay at their address, alive, while the entry is
+    /// in a queue (their owner takes it out under the channel's lock before
+    /// it moves or drops them), and, once a counterpart popped it and won
+    /// its claim, until that counterpart has published.
+    pub(crate) unsafe fn new(waiter: &Waiter, case: usize, slot: &HandOff<S>) -> Parked<S> {
+        // SAFETY: the caller's contract is `WaiterRef::new`'s.
+        Parked { waiter: unsafe { WaiterRef::new(waiter) }, case, slot: NonNull::from(slot) }
+    }
+
+    /// Publishes the claimed entry's result and wakes its operation.
+    ///
+    /// # Safety
+    ///
+    /// The caller popped this entry and won its claim, and has not
+    /// published yet.
+    unsafe fn finish(self) {
+        // SAFETY: the caller's contract is `Waiter::finish`'s; the entry is
+        // consumed, so the waiter is not touched after.
+        unsafe { self.waiter.finish(self.case) }
     }
 
     /// Whether this entry points at `slot`.
@@ -223,7 +237,8 @@ impl<T> ChanCore<T> {
             // SAFETY: this thread won the claim, and publishes below.
             unsafe { receiver.fill(|s| *s = RecvSlot::Value(v)) };
             self.resource.bump();
-            receiver.waiter.finish(receiver.case);
+            // SAFETY: this thread won the claim and has not published.
+            unsafe { receiver.finish() };
             return Ok(());
         }
         if st.buf.len() < self.cap {
@@ -262,7 +277,8 @@ impl<T> ChanCore<T> {
             }
         };
         self.resource.bump();
-        sender.waiter.finish(sender.case);
+        // SAFETY: this thread won the claim and has not published.
+        unsafe { sender.finish() };
         Ok(value)
     }
 
@@ -289,12 +305,14 @@ impl<T> ChanCore<T> {
         for receiver in receivers {
             // SAFETY: this thread won the claim, and publishes next.
             unsafe { receiver.fill(|s| *s = RecvSlot::Closed) };
-            receiver.waiter.finish(receiver.case);
+            // SAFETY: this thread won the claim and has not published.
+            unsafe { receiver.finish() };
         }
         for sender in senders {
             // SAFETY: this thread won the claim, and publishes next.
             unsafe { sender.fill(|s| s.closed = true) };
-            sender.waiter.finish(sender.case);
+            // SAFETY: this thread won the claim and has not published.
+            unsafe { sender.finish() };
         }
         Ok(())
     }
@@ -345,7 +363,7 @@ impl<T> ChanCore<T> {
     /// The tasks parked receiving here.
     pub(crate) fn parked_receivers(&self) -> Vec<u64> {
         let st = self.lock();
-        st.recvq.iter().filter(|e| e.waiter.selection() == Selection::Waiting).map(|e| e.waiter.task).collect()
+        st.recvq.iter().filter(|e| e.waiter.selection() == Selection::Waiting).map(|e| e.waiter.task()).collect()
     }
 
     /// Puts back a value that was handed to a receive which was then cancelled
@@ -360,7 +378,8 @@ impl<T> ChanCore<T> {
         drop(st);
         // SAFETY: this thread won the claim, and publishes next.
         unsafe { receiver.fill(|s| *s = RecvSlot::Value(v)) };
-        receiver.waiter.finish(receiver.case);
+        // SAFETY: this thread won the claim and has not published.
+        unsafe { receiver.finish() };
     }
 }
 
@@ -375,6 +394,6 @@ unsafe fn take_sent<T>(sender: &Parked<SendSlot<T>>) -> T {
 }
 
 /// Whether `q` holds an entry of a waiter other than `me` still waiting.
-fn has_live_other<S>(q: &VecDeque<Parked<S>>, me: &Arc<Waiter>) -> bool {
-    q.iter().any(|e| !Arc::ptr_eq(&e.waiter, me) && e.waiter.selection() == Selection::Waiting)
+fn has_live_other<S>(q: &VecDeque<Parked<S>>, me: &WaiterRef) -> bool {
+    q.iter().any(|e| !e.waiter.same(me) && e.waiter.selection() == Selection::Waiting)
 }

@@ -1,10 +1,12 @@
 //! The waiter: the meeting point between a parked operation and the task that
 //! completes it.
 //!
-//! A blocked `send`, `recv` or `select` takes one [`Waiter`] (a new one, or the
-//! thread's recycled one) and enqueues an entry pointing at it in the queue of
-//! every channel it waits on (one entry per select case). Whoever completes the operation — a counterpart, `close`, or the
-//! operation itself while it registers — must first *claim* the waiter:
+//! A blocked `send`, `recv`, `select`, lock or wait keeps one [`Waiter`] inside
+//! itself (in its pinned future, or on the blocked thread's stack) and
+//! enqueues an entry pointing at it ([`WaiterRef`]) in the queue of every
+//! primitive it waits on (one entry per select case): parking allocates
+//! nothing. Whoever completes the operation — a counterpart, `close`, an
+//! unlock — must first *claim* the waiter:
 //!
 //! ```text
 //!            claim(case)              finish(case)
@@ -20,11 +22,35 @@
 //!   and the parked side reads the slot only after it sees `DONE` (Acquire);
 //! - the winner notifies the parked side after `DONE`, never before, so a woken
 //!   operation always finds its result (a spurious wake finds `WAITING`/`BUSY`
-//!   and parks again).
+//!   and parks again);
+//! - the winner takes the notifier out of the waiter while it is `BUSY` and
+//!   wakes through it after `DONE` without touching the waiter again: once
+//!   `DONE` is published the operation may finish and its waiter be gone.
+//!
+//! ## Who touches the notifier
+//!
+//! The notifier sits in a [`HandOff`], under the slot rules of
+//! `park::handoff`: the owner writes it ([`Waiter::arm`]) while no entry
+//! points at the waiter, the winner of the claim takes it until it
+//! publishes, and the owner drops what is left ([`Waiter::disarm`]) once the
+//! waiter is `DONE` or aborted and its entries are out of every queue.
+//!
+//! ## Where a waiter lives
+//!
+//! Invariant (kept by `select::Operation`, which owns every waiter): a
+//! waiter stays at its address, alive, while an entry in some queue points
+//! at it, and, once a party won its claim, until that party has published.
+//! Its operation takes its entries back out, under each queue's lock,
+//! before it finishes or is dropped, and waits out a `BUSY` claimer; a
+//! leaked operation leaves its waiter where it was, inside the leaked pinned
+//! future (the pin guarantees that memory is never reused).
 
+use std::marker::PhantomPinned;
+use std::ptr::NonNull;
 use std::task::Waker;
 
-use crate::shim::{self, Arc, AtomicUsize, Ordering};
+use crate::park::handoff::HandOff;
+use crate::shim::{self, AtomicUsize, Ordering};
 use crate::task::record::TaskRecord;
 
 const WAITING: usize = usize::MAX;
@@ -51,44 +77,45 @@ pub(crate) enum Notifier {
     Waker(Waker),
     /// A blocking operation on an OS thread, registered or not.
     Thread { thread: shim::thread::Thread, task: Option<std::sync::Arc<TaskRecord>> },
-    /// Nobody: a finished waiter kept for reuse (see [`OwnedWaiter`]; not
-    /// under loom, which does not reuse waiters).
-    #[cfg_attr(loom, allow(dead_code))]
-    None,
 }
 
 impl Notifier {
-    fn notify(&self) {
+    /// Wakes the parked side, consuming the notifier (a waker's own wake).
+    fn notify(self) {
         match self {
-            Notifier::Waker(w) => w.wake_by_ref(),
+            Notifier::Waker(w) => w.wake(),
             Notifier::Thread { thread, task } => {
                 if let Some(task) = task {
                     task.notify();
                 }
                 thread.unpark();
             }
-            Notifier::None => {}
         }
     }
 }
 
-/// One blocked operation (a single send/recv, or a whole select).
+/// One blocked operation (a single send/recv, or a whole select), kept in
+/// the operation itself (see the module docs for where it lives).
 pub(crate) struct Waiter {
     state: AtomicUsize,
-    /// Set when the waiter is made and never changed while it is shared, so
-    /// the claimer reads it without a lock (an operation polled with another
-    /// waker parks again with a new waiter, see `select::Operation::poll`).
-    notifier: Notifier,
-    /// The task that waits (0: outside any task).
-    pub(crate) task: u64,
-    /// Unique for the life of the process (an address could be reused by the
-    /// next waiter): tells a re-poll of this wait from a new wait.
-    pub(crate) key: u64,
+    /// How to wake the parked side (see "Who touches the notifier").
+    notifier: HandOff<Option<Notifier>>,
+    /// The task that waits (0: outside any task). Set by the owner while no
+    /// entry points at the waiter; read through entries. An atomic only to
+    /// be shared; it orders nothing.
+    task: std::sync::atomic::AtomicU64,
+    /// Entries point at the waiter: it must not move.
+    _pinned: PhantomPinned,
 }
 
-/// Blocks of [`Waiter::key`]s handed to threads; touched once per
-/// [`KEY_BLOCK`] parks of a thread, so that parking on two cores does not
-/// contend on one counter.
+// SAFETY: `state` and `task` are atomics; the notifier is `Send` and moved
+// between threads under the hand-over rules (module docs), which is what
+// `HandOff`'s `Sync` needs.
+unsafe impl Sync for Waiter {}
+
+/// Blocks of wait keys handed to threads; touched once per [`KEY_BLOCK`]
+/// parks of a thread, so that parking on two cores does not contend on one
+/// counter.
 static NEXT_KEY_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Keys per block.
@@ -99,8 +126,9 @@ std::thread_local! {
     static KEYS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// A new wait key, unique in the process (for waiters, and for waits that
-/// have none: sleeps, joins). Never 0, which means "a wait that never ends".
+/// A new wait key, unique in the process (for parked operations, and for
+/// waits that have no waiter: sleeps, joins). Never 0, which means "a wait
+/// that never ends". It tells a re-poll of one wait from a new wait.
 pub(crate) fn next_key() -> u64 {
     KEYS.try_with(|k| {
         let (mut next, mut end) = k.get();
@@ -115,57 +143,56 @@ pub(crate) fn next_key() -> u64 {
     .unwrap_or_else(|_| NEXT_KEY_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * KEY_BLOCK)
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// The last waiter this thread finished with, if nobody else held it: the
-    /// next one reuses its allocation (a task parks again and again).
-    static SPARE: std::cell::Cell<Option<Arc<Waiter>>> = const { std::cell::Cell::new(None) };
-}
-
-/// A waiter held by the operation that made it. Dropping it gives the
-/// allocation back for the thread's next waiter, if nobody else holds it any
-/// more (no queue entry, no claimer still finishing); its notifier is dropped
-/// then, as it holds the task.
-pub(crate) struct OwnedWaiter(Option<Arc<Waiter>>);
-
-impl OwnedWaiter {
-    /// A new waiter for an operation that is about to park.
-    pub(crate) fn new(notifier: Notifier) -> OwnedWaiter {
-        let task = crate::park::wait::current_id();
-        let key = next_key();
-        let waiter = Waiter { state: AtomicUsize::new(WAITING), notifier, task, key };
-        #[cfg(not(loom))]
-        if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
-            // Only this thread can reach a spare (see `OwnedWaiter`'s drop).
-            if let Some(slot) = Arc::get_mut(&mut spare) {
-                *slot = waiter;
-                return OwnedWaiter(Some(spare));
-            }
-        }
-        OwnedWaiter(Some(Arc::new(waiter)))
-    }
-}
-
-impl std::ops::Deref for OwnedWaiter {
-    type Target = Arc<Waiter>;
-    fn deref(&self) -> &Arc<Waiter> {
-        self.0.as_ref().expect("an owned waiter holds its waiter until dropped")
-    }
-}
-
-impl Drop for OwnedWaiter {
-    fn drop(&mut self) {
-        #[cfg(not(loom))]
-        if let Some(mut waiter) = self.0.take() {
-            if let Some(w) = Arc::get_mut(&mut waiter) {
-                w.notifier = Notifier::None;
-                let _ = SPARE.try_with(|s| s.set(Some(waiter)));
-            }
-        }
+impl Default for Waiter {
+    fn default() -> Self {
+        Waiter::new()
     }
 }
 
 impl Waiter {
+    /// A waiter not armed yet: `WAITING`, with nobody to wake.
+    pub(crate) fn new() -> Waiter {
+        Waiter {
+            state: AtomicUsize::new(WAITING),
+            notifier: HandOff::new(None),
+            task: std::sync::atomic::AtomicU64::new(0),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Readies the waiter for a park of the current task or thread, woken
+    /// through `notifier`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the waiter, no entry points at it, and no claimer is
+    /// inside (it was never enqueued, or it is `DONE` or aborted and its
+    /// entries were taken back).
+    pub(crate) unsafe fn arm(&self, notifier: Notifier) {
+        self.task.store(crate::park::wait::current_id(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: per this function's contract the owner is the one party
+        // that may touch the notifier now (module docs).
+        unsafe { self.notifier.with(|n| *n = Some(notifier)) };
+        self.state.store(WAITING, Ordering::Relaxed);
+    }
+
+    /// Drops what is left of the notifier (a waiter that completed itself,
+    /// or aborted, still holds it).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Waiter::arm`]: the owner, with no entry pointing at the
+    /// waiter and no claimer inside.
+    pub(crate) unsafe fn disarm(&self) {
+        // SAFETY: per this function's contract, as in `arm`.
+        drop(unsafe { self.notifier.with(Option::take) });
+    }
+
+    /// The task that waits (0: outside any task).
+    pub(crate) fn task(&self) -> u64 {
+        self.task.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Tries to become the party that completes `case`. On success the caller
     /// must fill the case's slot and then call [`Waiter::finish`].
     pub(crate) fn try_claim(&self, case: usize) -> bool {
@@ -173,16 +200,23 @@ impl Waiter {
         self.state.compare_exchange(WAITING, BUSY_BIT | case, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
-    /// Publishes the result written by the claimer, without waking anyone (the
-    /// operation completed itself while registering).
-    pub(crate) fn publish(&self, case: usize) {
+    /// Publishes the result and wakes the parked side. The waiter may be
+    /// gone as soon as the result is published, so the notifier is taken
+    /// out first and used after.
+    ///
+    /// # Safety
+    ///
+    /// The caller won [`Waiter::try_claim`] for `case` and has not
+    /// published yet; it does not touch the waiter after this call.
+    pub(crate) unsafe fn finish(&self, case: usize) {
+        debug_assert_eq!(self.state.load(Ordering::Relaxed), BUSY_BIT | case, "finish without the claim");
+        // SAFETY: the caller holds the claim: while `BUSY` it is the one
+        // party that may touch the notifier (module docs).
+        let notifier = unsafe { self.notifier.with(Option::take) };
         self.state.store(case, Ordering::Release);
-    }
-
-    /// Publishes the result and wakes the parked side.
-    pub(crate) fn finish(&self, case: usize) {
-        self.publish(case);
-        self.notifier.notify();
+        if let Some(n) = notifier {
+            n.notify();
+        }
     }
 
     /// The operation gives up; false if somebody already claimed it (then its
@@ -200,9 +234,8 @@ impl Waiter {
         }
     }
 
-    /// Spins until a claimer has published (it holds a channel lock and is a
-    /// few instructions from `finish`). Used only where parking is impossible
-    /// (in `Drop`).
+    /// Spins until a claimer has published (it is a few instructions from
+    /// `finish`). Used only where parking is impossible (in `Drop`).
     pub(crate) fn wait_not_busy(&self) -> Selection {
         loop {
             match self.selection() {
@@ -211,13 +244,51 @@ impl Waiter {
             }
         }
     }
+}
 
-    /// Whether finishing this waiter wakes what `waker` would wake (false:
-    /// the operation was polled from another context since it parked).
-    pub(crate) fn wakes(&self, waker: &Waker) -> bool {
-        match &self.notifier {
-            Notifier::Waker(kept) => crate::task::waker::wakes_same(kept, waker),
-            _ => true,
-        }
+/// A queue entry's pointer to the waiter of a parked operation.
+///
+/// It dereferences to the waiter; see [`WaiterRef::new`] for why that is
+/// sound.
+pub(crate) struct WaiterRef(NonNull<Waiter>);
+
+// SAFETY: a `WaiterRef` is a `&Waiter` kept alive by the protocol of
+// `WaiterRef::new`; `Waiter` is `Sync`.
+unsafe impl Send for WaiterRef {}
+// SAFETY: as above.
+unsafe impl Sync for WaiterRef {}
+
+impl WaiterRef {
+    /// A reference to `waiter` for a queue entry.
+    ///
+    /// # Safety
+    ///
+    /// `waiter` stays at its address, alive, while the reference is
+    /// dereferenced (module docs, "Where a waiter lives"): the reference is
+    /// kept in a queue whose lock the owner takes to remove it before the
+    /// waiter moves or dies; a party that takes it out of the queue
+    /// dereferences it only under that lock, or after winning the claim
+    /// until it publishes (`Waiter::finish`).
+    pub(crate) unsafe fn new(waiter: &Waiter) -> WaiterRef {
+        WaiterRef(NonNull::from(waiter))
+    }
+
+    /// Whether this points at `waiter` (compares addresses only).
+    pub(crate) fn is(&self, waiter: &Waiter) -> bool {
+        std::ptr::eq(self.0.as_ptr(), waiter)
+    }
+
+    /// Whether both point at the same waiter (compares addresses only).
+    pub(crate) fn same(&self, other: &WaiterRef) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl std::ops::Deref for WaiterRef {
+    type Target = Waiter;
+    fn deref(&self) -> &Waiter {
+        // SAFETY: the waiter is alive and in place whenever a reference is
+        // dereferenced (the contract of `WaiterRef::new`).
+        unsafe { self.0.as_ref() }
     }
 }

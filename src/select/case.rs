@@ -14,7 +14,6 @@ use crate::error::SendError;
 use crate::park::handoff::HandOff;
 use crate::park::resource::Resource;
 use crate::park::waiter::Waiter;
-use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
 /// One case of a select, type-erased for the engine.
@@ -31,10 +30,12 @@ pub trait Case {
     ///
     /// # Safety
     ///
-    /// A channel's queue entry points into the case (`park::handoff`): the
-    /// case must stay at its address until it is dequeued, collected or
-    /// dropped (the engine's callers guarantee it, see `select::Operation`).
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool;
+    /// A queue entry points into the case (`park::handoff`) and at
+    /// `waiter`: the case must stay at its address until it is dequeued,
+    /// collected or dropped, and the waiter until its operation finished or
+    /// was cancelled (the engine's callers guarantee both, see
+    /// `select::Operation`).
+    unsafe fn enqueue(&mut self, waiter: &Waiter, index: usize) -> bool;
     /// Takes this case off its channel (no-op if a counterpart already did).
     /// If it was not completed, a send case gets its value back. Called only
     /// once nobody can claim the case any more (its waiter was aborted, or
@@ -86,8 +87,8 @@ impl Link {
     const NONE: Link = Link { linked: false, parked_with: std::ptr::null() };
 
     /// Records an enqueue with `waiter`, which the channel accepted or not.
-    fn set(&mut self, waiter: &Arc<Waiter>, linked: bool) -> bool {
-        *self = Link { linked, parked_with: Arc::as_ptr(waiter) };
+    fn set(&mut self, waiter: &Waiter, linked: bool) -> bool {
+        *self = Link { linked, parked_with: waiter };
         linked
     }
 
@@ -103,8 +104,9 @@ impl Link {
     fn wait_out_claimer(&mut self) {
         // SAFETY: only a leaked operation leaves its cases linked (while it
         // runs, an operation takes its cases' entries back when it finishes
-        // or is cancelled), and it leaked the waiter it owned with it, which
-        // therefore is still alive.
+        // or is cancelled), and its waiter, which lives inside it, leaked
+        // with it: a parked operation is pinned, so its memory is never
+        // reused (`park::waiter`, "Where a waiter lives").
         let waiter = unsafe { &*self.parked_with };
         waiter.wait_not_busy();
         self.linked = false;
@@ -199,7 +201,7 @@ impl<T> Case for RecvCase<'_, T> {
         self.chan.is_none()
     }
 
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    unsafe fn enqueue(&mut self, waiter: &Waiter, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
         if self.link.linked {
             self.unlink();
@@ -207,7 +209,7 @@ impl<T> Case for RecvCase<'_, T> {
         // SAFETY: the caller keeps the case in place until it is dequeued,
         // collected or dropped, and each of those takes the entry back or
         // waits for the counterpart that popped it.
-        let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
+        let entry = unsafe { Parked::new(waiter, index, &self.slot) };
         self.link.set(waiter, chan.enqueue_recv(entry))
     }
 
@@ -356,7 +358,7 @@ impl<T> Case for SendCase<'_, T> {
         self.chan.is_none()
     }
 
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    unsafe fn enqueue(&mut self, waiter: &Waiter, index: usize) -> bool {
         let Some(chan) = self.chan else { return true };
         if self.link.linked {
             self.unlink();
@@ -365,7 +367,7 @@ impl<T> Case for SendCase<'_, T> {
         // SAFETY: no entry points at the slot (`park::handoff`, party 1).
         unsafe { self.slot.with(|s| *s = SendSlot { value, closed: false }) };
         // SAFETY: as in `RecvCase::enqueue`.
-        let entry = unsafe { Parked::new(waiter.clone(), index, &self.slot) };
+        let entry = unsafe { Parked::new(waiter, index, &self.slot) };
         if self.link.set(waiter, chan.enqueue_send(entry)) {
             return true;
         }
@@ -435,7 +437,7 @@ impl<T> Drop for SendCase<'_, T> {
 mod tests {
     use super::{Case, RecvCase, SendCase};
     use crate::chan::core::ChanCore;
-    use crate::park::waiter::{Notifier, OwnedWaiter};
+    use crate::park::waiter::Waiter;
     use crate::{TryRecvError, TrySendError};
 
     /// A case dropped while parked, without its operation cancelling it
@@ -444,7 +446,7 @@ mod tests {
     #[test]
     fn a_case_dropped_while_parked_takes_its_entry_back() {
         let core = ChanCore::<String>::new(0);
-        let waiter = OwnedWaiter::new(Notifier::None);
+        let waiter = Waiter::new();
         {
             let mut case = RecvCase::on(Some(&core));
             // SAFETY: the case stays in this scope's frame until it drops.
@@ -454,7 +456,7 @@ mod tests {
         assert!(core.parked_receivers().is_empty());
         assert!(matches!(core.try_send("lost?".into()), Err(TrySendError::Full(v)) if v == "lost?"));
 
-        let waiter = OwnedWaiter::new(Notifier::None);
+        let waiter = Waiter::new();
         {
             let mut case = SendCase::on(Some(&core), "kept".to_string());
             // SAFETY: as above.
@@ -470,7 +472,7 @@ mod tests {
     fn a_case_enqueued_again_replaces_its_stale_entry() {
         let core = ChanCore::<u32>::new(0);
         let mut case = RecvCase::on(Some(&core));
-        let (first, second) = (OwnedWaiter::new(Notifier::None), OwnedWaiter::new(Notifier::None));
+        let (first, second) = (Waiter::new(), Waiter::new());
         // SAFETY: the case stays in this frame until it drops.
         assert!(unsafe { case.enqueue(&first, 0) });
         // SAFETY: as above.

@@ -4,8 +4,8 @@
 //!
 //! 1. **Try**: visit the cases in a uniformly random order and complete the
 //!    first that can complete now (Go's `pollorder`); with `default`, stop here.
-//! 2. **Park**: take one [`Waiter`] (the thread's recycled one, usually) and
-//!    enqueue an entry for every non-nil case, pointing at the slot the case
+//! 2. **Park**: arm the operation's own [`Waiter`] and
+//!    enqueue an entry for every non-nil case, pointing at that waiter and pointing at the slot the case
 //!    keeps in itself (`park::handoff`: parking allocates nothing); each
 //!    channel checks readiness and enqueues under its own lock (as Go's
 //!    `selectgo` does holding all of them). If a case turned ready since
@@ -29,9 +29,10 @@ pub use case::{Case, RecvCase, SendCase};
 pub use dynamic::{Select, SelectedCase};
 
 use crate::park::wait::{self, Note};
-use crate::park::waiter::{Notifier, OwnedWaiter, Selection, Waiter};
-use crate::shim::{thread, Arc};
+use crate::park::waiter::{next_key, Notifier, Selection, Waiter};
+use crate::shim::thread;
 use crate::snapshot::WaitReason;
+use crate::task::waker::WakerId;
 
 /// How many more times a blocking operation yields the CPU, after a short
 /// spin, retrying before it enqueues itself: none, it only catches a buffer
@@ -58,18 +59,61 @@ const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
 /// stack and cancels if it unwinds. So a case is still enqueued when it is
 /// dropped (or used again) only if its operation leaked, waiter included:
 /// the case then takes its entry back itself, and waits out a counterpart
-/// through that waiter (`select::case`, `unlink`). The waiter is stored in
-/// the operation before any case is enqueued, so that this holds from the
-/// first entry on.
+/// through that waiter (`select::case`, `unlink`). The operation counts as
+/// parked (and its cancel covers its cases) before any case is enqueued,
+/// so that this holds from the first entry on.
+///
+/// The waiter lives in the operation (`park::waiter`, "Where a waiter
+/// lives"): parking allocates nothing. So the operation stays in place too
+/// while it is parked: it is `!Unpin` (the waiter is), inside the same
+/// pinned future or stack frame as its cases, and a leaked operation leaks
+/// its waiter with it, where it was.
 pub(crate) struct Operation {
-    waiter: Option<OwnedWaiter>,
+    waiter: Waiter,
+    /// Entries may point at `waiter` (it is armed, from its enqueue until
+    /// the operation finishes or is cancelled).
+    parked: bool,
+    /// The key of the current wait (`wait::Note::key`).
+    key: u64,
+    /// Which task the armed waiter's waker wakes (async parks only): the
+    /// operation's own copy, since a claimer may be taking the waker out of
+    /// the waiter while the operation is polled again.
+    woken_by: Option<WakerId>,
     has_default: bool,
     site: &'static std::panic::Location<'static>,
 }
 
 impl Operation {
     pub(crate) fn new(has_default: bool, site: &'static std::panic::Location<'static>) -> Self {
-        Operation { waiter: None, has_default, site }
+        Operation { waiter: Waiter::new(), parked: false, key: 0, woken_by: None, has_default, site }
+    }
+
+    /// Arms the waiter for a new park woken through `notifier`.
+    fn arm(&mut self, notifier: Notifier) {
+        debug_assert!(!self.parked, "an operation arms its waiter only while no entry points at it");
+        self.key = next_key();
+        self.woken_by = match &notifier {
+            Notifier::Waker(w) => Some(WakerId::of(w)),
+            Notifier::Thread { .. } => None,
+        };
+        // SAFETY: the operation owns its waiter and is not parked: no entry
+        // points at the waiter and no claimer is inside.
+        unsafe { self.waiter.arm(notifier) };
+    }
+
+    /// The waiter has no entry in any queue any more and no claimer inside:
+    /// drops what is left of its notifier.
+    fn unpark(&mut self) {
+        self.parked = false;
+        // SAFETY: every entry was taken back (or never made) and the waiter
+        // is `DONE` or aborted, so no claimer is inside.
+        unsafe { self.waiter.disarm() };
+    }
+
+    /// Whether a claimer's wake reaches what `cx` would wake (false: the
+    /// operation was polled from another context since it parked).
+    fn woken_through(&self, cx: &Context<'_>) -> bool {
+        self.woken_by.as_ref().is_none_or(|id| id.wakes(cx.waker()))
     }
 
     /// Step 1: completes a ready case, chosen uniformly among the ready ones.
@@ -89,7 +133,7 @@ impl Operation {
     /// Step 2: enqueues every case. Returns false, with every entry taken back,
     /// if a case turned out ready and the waiter could be aborted (if it could
     /// not, a counterpart has claimed it: it is as good as parked).
-    fn park(cases: &mut [&mut dyn Case], waiter: &Arc<Waiter>) -> bool {
+    fn park(cases: &mut [&mut dyn Case], waiter: &Waiter) -> bool {
         for (i, case) in cases.iter_mut().enumerate() {
             // SAFETY: the cases stay in place until the operation finishes
             // or is cancelled, or they are dropped (`Operation`'s invariant).
@@ -106,10 +150,9 @@ impl Operation {
 
     /// Step 3: collects case `chosen` and takes back every other entry.
     fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
-        // Dropped last, once no entry holds it, so that it can be reused.
-        let _waiter = self.waiter.take();
         cases[chosen].collect();
         Self::dequeue_all(cases);
+        self.unpark();
         chosen
     }
 
@@ -169,10 +212,12 @@ impl Operation {
     /// poll, a poll from another context) is in [`Operation::repoll`].
     #[inline]
     fn poll_tried(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>, tried: bool) -> Poll<Option<usize>> {
-        match self.waiter.as_ref().map(|w| w.selection()) {
-            None => self.start(cases, cx, tried),
-            Some(Selection::Done(i)) => Poll::Ready(Some(self.finish(cases, i))),
-            Some(_) => self.repoll(cases, cx),
+        if !self.parked {
+            return self.start(cases, cx, tried);
+        }
+        match self.waiter.selection() {
+            Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
+            _ => self.repoll(cases, cx),
         }
     }
 
@@ -192,18 +237,18 @@ impl Operation {
                 self.record_wait(cases, 0);
                 return Poll::Pending;
             }
-            let waiter = OwnedWaiter::new(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
-            let key = waiter.key;
+            self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
             // Say what we wait on before a counterpart can see (and wake) us,
             // so its wake-up finds the task parked rather than still running.
-            self.record_wait(cases, key);
-            // The operation holds its waiter before any entry points at a
-            // case: from here on, its cancel (or its leak) covers them.
-            if Self::park(cases, self.waiter.insert(waiter)) {
+            self.record_wait(cases, self.key);
+            // Parked before any entry points at a case: from here on, its
+            // cancel (or its leak) covers them.
+            self.parked = true;
+            if Self::park(cases, &self.waiter) {
                 return Poll::Pending;
             }
-            self.waiter = None;
-            wait::retract(key);
+            self.unpark();
+            wait::retract(self.key);
         }
     }
 
@@ -212,32 +257,30 @@ impl Operation {
     #[cold]
     #[inline(never)]
     fn repoll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
-        let waiter = self.waiter.as_ref().expect("only a parked operation is polled again");
-        match waiter.selection() {
+        debug_assert!(self.parked, "only a parked operation is polled again");
+        match self.waiter.selection() {
             Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
             // The claimer publishes and wakes us in a moment.
-            Selection::Busy if waiter.wakes(cx.waker()) => Poll::Pending,
+            Selection::Busy if self.woken_through(cx) => Poll::Pending,
             // ... but it wakes the context we parked from, not this one.
             Selection::Busy => {
-                let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
+                let Selection::Done(i) = self.waiter.wait_not_busy() else { unreachable!() };
                 Poll::Ready(Some(self.finish(cases, i)))
             }
-            Selection::Waiting if waiter.wakes(cx.waker()) => {
-                let key = waiter.key;
-                self.record_wait(cases, key);
+            Selection::Waiting if self.woken_through(cx) => {
+                self.record_wait(cases, self.key);
                 Poll::Pending
             }
             Selection::Waiting => {
-                // Polled from another context: park again with a waiter for
-                // it (a waiter's notifier never changes).
-                let waiter = self.waiter.take().expect("matched above");
-                if waiter.try_abort() {
+                // Polled from another context: park again, armed with a
+                // waker for it (only a waiter no entry points at is armed).
+                if self.waiter.try_abort() {
                     Self::dequeue_all(cases);
+                    self.unpark();
                     return self.start(cases, cx, false);
                 }
                 // Claimed meanwhile: the claimer is about to publish.
-                let Selection::Done(i) = waiter.wait_not_busy() else { unreachable!() };
-                self.waiter = Some(waiter);
+                let Selection::Done(i) = self.waiter.wait_not_busy() else { unreachable!() };
                 Poll::Ready(Some(self.finish(cases, i)))
             }
             Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
@@ -293,21 +336,22 @@ impl Operation {
                 // while spinning is stale: from here on, one is for this one.
                 t.enter_running();
             }
-            let waiter = OwnedWaiter::new(Notifier::Thread { thread: thread::current(), task });
             if cases.iter().all(|c| c.is_nil()) {
                 self.block_until(cases, 0, || false);
             }
-            // As in `start`: held by the operation before it parks.
-            if !Self::park(cases, self.waiter.insert(waiter)) {
-                self.waiter = None;
+            self.arm(Notifier::Thread { thread: thread::current(), task });
+            // As in `start`: parked before any entry points at a case.
+            self.parked = true;
+            if !Self::park(cases, &self.waiter) {
+                self.unpark();
                 continue;
             }
-            let waiter = self.waiter.as_ref().expect("parked just now");
+            let waiter = &self.waiter;
             let done = || matches!(waiter.selection(), Selection::Done(_));
             if !Self::spin_until(&mut || done(), YIELDS_PARKED) {
-                self.block_until(cases, waiter.key, done);
+                self.block_until(cases, self.key, done);
             }
-            let Selection::Done(i) = waiter.selection() else { unreachable!() };
+            let Selection::Done(i) = self.waiter.selection() else { unreachable!() };
             return Some(self.finish(cases, i));
         }
     }
@@ -351,13 +395,16 @@ impl Operation {
     /// Cancels a parked operation (its future was dropped). If a counterpart
     /// completed it meanwhile, the result is handed back (see [`Case::abandon`]).
     pub(crate) fn cancel(&mut self, cases: &mut [&mut dyn Case]) {
-        let Some(waiter) = self.waiter.take() else { return };
-        if !waiter.try_abort() {
-            if let Selection::Done(i) = waiter.wait_not_busy() {
+        if !self.parked {
+            return;
+        }
+        if !self.waiter.try_abort() {
+            if let Selection::Done(i) = self.waiter.wait_not_busy() {
                 cases[i].abandon();
             }
         }
         Self::dequeue_all(cases);
+        self.unpark();
     }
 }
 
@@ -399,7 +446,7 @@ impl<C: Case> OneCase<C> {
     /// (see `Case::looks_ready`).
     #[inline]
     pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let parked = self.op.waiter.is_some();
+        let parked = self.op.parked;
         // A try that looks futile is skipped: parking rechecks under the lock.
         if !parked && self.case.looks_ready() && self.case.try_now() {
             return Poll::Ready(());
@@ -421,7 +468,7 @@ impl<C: Case> OneCase<C> {
 impl<C: Case> Drop for OneCase<C> {
     #[inline]
     fn drop(&mut self) {
-        if self.op.waiter.is_some() {
+        if self.op.parked {
             self.op.cancel(&mut [&mut self.case]);
         }
     }
@@ -543,8 +590,11 @@ impl<L: CaseList + ?Sized> SelectFuture<'_, L> {
 
 impl<L: CaseList + ?Sized> std::future::Future for SelectFuture<'_, L> {
     type Output = Option<usize>;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<usize>> {
-        self.with_cases(|op, cases| op.poll(cases, cx))
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        // SAFETY: nothing is moved out of the future: the operation (whose
+        // waiter entries point at) stays where it is.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.with_cases(|op, cases| op.poll(cases, cx))
     }
 }
 

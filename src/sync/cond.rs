@@ -9,9 +9,8 @@ use super::mutex::{Mutex, MutexGuard};
 use super::state::{dequeue, SyncState};
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait;
-use crate::park::waiter::Waiter;
+use crate::park::waiter::{Waiter, WaiterRef};
 use crate::select::{Case, OneCase};
-use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
 /// A condition variable. `wait` atomically unlocks the mutex and parks until
@@ -103,7 +102,9 @@ impl Cond {
             let (waiter, case, _) = st.queue.remove(pos).expect("position is valid");
             if waiter.try_claim(case) {
                 self.res.bump();
-                waiter.finish(case);
+                // SAFETY: this thread won the claim just now and has not
+                // published; the entry is dropped right after.
+                unsafe { waiter.finish(case) };
             }
         }
     }
@@ -116,7 +117,9 @@ impl Cond {
         for (waiter, case, _) in std::mem::take(&mut st.queue) {
             if waiter.try_claim(case) {
                 self.res.bump();
-                waiter.finish(case);
+                // SAFETY: this thread won the claim just now and has not
+                // published; the entry is dropped right after.
+                unsafe { waiter.finish(case) };
             }
         }
     }
@@ -125,7 +128,7 @@ impl Cond {
 struct CondCase<'a> {
     cond: &'a Cond,
     ticket: u64,
-    entry: Option<Arc<Waiter>>,
+    entry: Option<WaiterRef>,
 }
 
 impl Case for CondCase<'_> {
@@ -135,17 +138,21 @@ impl Case for CondCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    // The entry owns what it shares (no pointer into the case): `enqueue`'s
-    // contract is not needed here.
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
+    // The entry points at the operation's waiter, which stays in place
+    // with the case (`enqueue`'s contract).
+    unsafe fn enqueue(&mut self, waiter: &Waiter, case: usize) -> bool {
         let mut st = self.cond.res.sync.cond();
         if st.notified > self.ticket {
             return false;
         }
-        st.queue.push_back((waiter.clone(), case, self.ticket));
+        // SAFETY: the waiter stays in place while enqueued (this function's
+        // contract); the operation takes the entry back (`dequeue`) under
+        // this lock before it finishes.
+        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
+        st.queue.push_back((entry, case, self.ticket));
         drop(st);
         self.cond.res.waiters.record(wait::current_id());
-        self.entry = Some(waiter.clone());
+        self.entry = Some(me);
         true
     }
     fn dequeue(&mut self) {
@@ -173,7 +180,8 @@ struct CondWait<'a>(OneCase<CondCase<'a>>);
 
 impl Future for CondWait<'_> {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_case(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the operation is not moved out of the pinned future.
+        unsafe { &mut self.get_unchecked_mut().0 }.poll_case(cx)
     }
 }

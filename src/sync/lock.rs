@@ -8,9 +8,8 @@ use std::task::{Context, Poll};
 use super::state::{dequeue, Holder, LockWaiter};
 use crate::park::resource::Resource;
 use crate::park::wait;
-use crate::park::waiter::Waiter;
+use crate::park::waiter::{Waiter, WaiterRef};
 use crate::select::{Case, OneCase};
-use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
 /// A lock acquisition (read or write) as a case of the engine.
@@ -19,7 +18,7 @@ pub(crate) struct LockCase<'a> {
     write: bool,
     reason: WaitReason,
     holder: Holder,
-    entry: Option<Arc<Waiter>>,
+    entry: Option<WaiterRef>,
 }
 
 impl<'a> LockCase<'a> {
@@ -49,18 +48,22 @@ impl Case for LockCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    // The entry owns what it shares (no pointer into the case): `enqueue`'s
-    // contract is not needed here.
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, case: usize) -> bool {
+    // The entry points at the operation's waiter, which stays in place
+    // with the case (`enqueue`'s contract).
+    unsafe fn enqueue(&mut self, waiter: &Waiter, case: usize) -> bool {
         let mut st = self.res.sync.lock();
         let free = if self.write { st.can_write() } else { st.can_read(Some(waiter)) };
         if free {
             return false;
         }
-        st.queue.push_back(LockWaiter { waiter: waiter.clone(), case, write: self.write, holder: self.holder });
+        // SAFETY: the waiter stays in place while enqueued (this function's
+        // contract); the operation takes the entry back (`dequeue`) under
+        // this lock before it finishes.
+        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
+        st.queue.push_back(LockWaiter { waiter: entry, case, write: self.write, holder: self.holder });
         drop(st);
         self.res.waiters.record(self.holder.task);
-        self.entry = Some(waiter.clone());
+        self.entry = Some(me);
         true
     }
     fn dequeue(&mut self) {
@@ -107,8 +110,9 @@ impl<'a> Acquire<'a> {
 
 impl Future for Acquire<'_> {
     type Output = u64;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let op = &mut self.0;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        // SAFETY: the operation is not moved out of the pinned future.
+        let op = unsafe { &mut self.get_unchecked_mut().0 };
         op.poll_case(cx).map(|()| op.case.holder_task())
     }
 }

@@ -111,9 +111,12 @@ pub struct MutexLock<'a, T: ?Sized> {
 
 impl<'a, T: ?Sized> Future for MutexLock<'a, T> {
     type Output = MutexGuard<'a, T>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<MutexGuard<'a, T>> {
-        let mutex = self.mutex;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| MutexGuard::new(mutex, task))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<MutexGuard<'a, T>> {
+        // SAFETY: structural pinning of `acquire`: it is never moved out.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mutex = this.mutex;
+        // SAFETY: as above.
+        unsafe { Pin::new_unchecked(&mut this.acquire) }.poll(cx).map(|task| MutexGuard::new(mutex, task))
     }
 }
 

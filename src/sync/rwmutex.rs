@@ -142,17 +142,23 @@ pub struct RwWrite<'a, T: ?Sized> {
 
 impl<'a, T: ?Sized> Future for RwRead<'a, T> {
     type Output = RwMutexReadGuard<'a, T>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let lock = self.lock;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexReadGuard::new(lock, task))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `acquire`: it is never moved out.
+        let this = unsafe { self.get_unchecked_mut() };
+        let lock = this.lock;
+        // SAFETY: as above.
+        unsafe { Pin::new_unchecked(&mut this.acquire) }.poll(cx).map(|task| RwMutexReadGuard::new(lock, task))
     }
 }
 
 impl<'a, T: ?Sized> Future for RwWrite<'a, T> {
     type Output = RwMutexWriteGuard<'a, T>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let lock = self.lock;
-        Pin::new(&mut self.acquire).poll(cx).map(|task| RwMutexWriteGuard::new(lock, task))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `acquire`: it is never moved out.
+        let this = unsafe { self.get_unchecked_mut() };
+        let lock = this.lock;
+        // SAFETY: as above.
+        unsafe { Pin::new_unchecked(&mut this.acquire) }.poll(cx).map(|task| RwMutexWriteGuard::new(lock, task))
     }
 }
 

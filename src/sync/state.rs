@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 
-use crate::park::waiter::{Selection, Waiter};
-use crate::shim::{lock, Arc, Mutex, MutexGuard};
+use crate::park::waiter::{Selection, Waiter, WaiterRef};
+use crate::shim::{lock, Mutex, MutexGuard};
 
 /// A task holding (or granted) a lock, and where it locked.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +59,7 @@ impl Readers {
 
 /// A task parked on a lock.
 pub(crate) struct LockWaiter {
-    pub(crate) waiter: Arc<Waiter>,
+    pub(crate) waiter: WaiterRef,
     pub(crate) case: usize,
     pub(crate) write: bool,
     pub(crate) holder: Holder,
@@ -79,8 +79,8 @@ pub(crate) struct LockState {
 }
 
 impl LockState {
-    fn waits(w: &LockWaiter, me: Option<&Arc<Waiter>>) -> bool {
-        w.waiter.selection() == Selection::Waiting && me.is_none_or(|me| !Arc::ptr_eq(&w.waiter, me))
+    fn waits(w: &LockWaiter, me: Option<&Waiter>) -> bool {
+        w.waiter.selection() == Selection::Waiting && me.is_none_or(|me| !w.waiter.is(me))
     }
 
     /// Could a writer take the lock now?
@@ -89,7 +89,7 @@ impl LockState {
     }
 
     /// Could a new reader take the lock now (not counting `me`'s own queue entry)?
-    pub(crate) fn can_read(&self, me: Option<&Arc<Waiter>>) -> bool {
+    pub(crate) fn can_read(&self, me: Option<&Waiter>) -> bool {
         self.writer.is_none() && !self.queue.iter().any(|w| w.write && Self::waits(w, me))
     }
 
@@ -136,7 +136,9 @@ impl LockState {
             } else {
                 self.readers.add(w.holder);
             }
-            w.waiter.finish(w.case);
+            // SAFETY: this thread won the claim just above and has not
+            // published; the entry is not touched after.
+            unsafe { w.waiter.finish(w.case) };
             if w.write {
                 return;
             }
@@ -148,7 +150,7 @@ impl LockState {
 #[derive(Default)]
 pub(crate) struct WaitGroupState {
     pub(crate) count: isize,
-    pub(crate) queue: VecDeque<(Arc<Waiter>, usize)>,
+    pub(crate) queue: VecDeque<(WaiterRef, usize)>,
 }
 
 /// A Cond's state: tickets, as Go's notifyList. A waiter takes a ticket
@@ -158,7 +160,7 @@ pub(crate) struct WaitGroupState {
 pub(crate) struct CondState {
     pub(crate) next_ticket: u64,
     pub(crate) notified: u64,
-    pub(crate) queue: VecDeque<(Arc<Waiter>, usize, u64)>,
+    pub(crate) queue: VecDeque<(WaiterRef, usize, u64)>,
 }
 
 /// The state kept in a resource.
@@ -194,6 +196,6 @@ impl SyncState {
 }
 
 /// Removes `me`'s entries from a queue.
-pub(crate) fn dequeue<E>(q: &mut VecDeque<E>, me: &Arc<Waiter>, waiter: impl Fn(&E) -> &Arc<Waiter>) {
-    q.retain(|e| !Arc::ptr_eq(waiter(e), me));
+pub(crate) fn dequeue<E>(q: &mut VecDeque<E>, me: &WaiterRef, waiter: impl Fn(&E) -> &WaiterRef) {
+    q.retain(|e| !waiter(e).same(me));
 }

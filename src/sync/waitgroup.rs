@@ -8,9 +8,8 @@ use std::task::{Context, Poll};
 use super::state::{dequeue, SyncState};
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait;
-use crate::park::waiter::Waiter;
+use crate::park::waiter::{Waiter, WaiterRef};
 use crate::select::{Case, OneCase};
-use crate::shim::Arc;
 use crate::snapshot::WaitReason;
 
 /// Counts outstanding work; `wait` blocks until the count is zero. Clones are
@@ -85,7 +84,9 @@ impl WaitGroup {
             self.res.bump();
             for (waiter, case) in std::mem::take(&mut st.queue) {
                 if waiter.try_claim(case) {
-                    waiter.finish(case);
+                    // SAFETY: this thread won the claim just now and has
+                    // not published; the entry is dropped right after.
+                    unsafe { waiter.finish(case) };
                 }
             }
         }
@@ -124,15 +125,16 @@ pub struct WaitGroupWait<'a>(OneCase<WaitCase<'a>>);
 
 impl Future for WaitGroupWait<'_> {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_case(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the operation is not moved out of the pinned future.
+        unsafe { &mut self.get_unchecked_mut().0 }.poll_case(cx)
     }
 }
 
 /// A wait on a WaitGroup, as a case of the engine.
 pub(crate) struct WaitCase<'a> {
     wg: &'a WaitGroup,
-    entry: Option<Arc<Waiter>>,
+    entry: Option<WaiterRef>,
 }
 
 impl Case for WaitCase<'_> {
@@ -142,17 +144,21 @@ impl Case for WaitCase<'_> {
     fn is_nil(&self) -> bool {
         false
     }
-    // The entry owns what it shares (no pointer into the case): `enqueue`'s
-    // contract is not needed here.
-    unsafe fn enqueue(&mut self, waiter: &Arc<Waiter>, index: usize) -> bool {
+    // The entry points at the operation's waiter, which stays in place
+    // with the case (`enqueue`'s contract).
+    unsafe fn enqueue(&mut self, waiter: &Waiter, index: usize) -> bool {
         let mut st = self.wg.res.sync.wait_group();
         if st.count == 0 {
             return false;
         }
-        st.queue.push_back((waiter.clone(), index));
+        // SAFETY: the waiter stays in place while enqueued (this function's
+        // contract); the operation takes the entry back (`dequeue`) under
+        // this lock before it finishes.
+        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
+        st.queue.push_back((entry, index));
         drop(st);
         self.wg.res.waiters.record(wait::current_id());
-        self.entry = Some(waiter.clone());
+        self.entry = Some(me);
         true
     }
     fn dequeue(&mut self) {

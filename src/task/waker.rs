@@ -118,15 +118,30 @@ pub(crate) fn internal_clone(w: &Waker) -> Waker {
     }
 }
 
-/// Whether `kept` (made by [`internal_clone`]) wakes the same task as `w`: a
-/// parkwatch waker's clones point at the same data with another vtable of
-/// the same family.
-pub(crate) fn wakes_same(kept: &Waker, w: &Waker) -> bool {
-    let (kv, wv) = (kept.vtable(), w.vtable());
-    if (ON_RECORD.owns(kv) && ON_RECORD.owns(wv)) || (ON_WAKER.owns(kv) && ON_WAKER.owns(wv)) {
-        return kept.data() == w.data();
+/// Which task a waker made by [`internal_clone`] wakes, kept apart from the
+/// waker: its data pointer and vtable. Compared only while that waker is
+/// alive (an operation compares it with a poll's waker while its waiter still
+/// holds the waker or a claimer is about to wake through it), so the data
+/// pointer cannot belong to another waker meanwhile.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WakerId {
+    data: usize,
+    vtable: &'static RawWakerVTable,
+}
+
+impl WakerId {
+    pub(crate) fn of(kept: &Waker) -> WakerId {
+        WakerId { data: kept.data() as usize, vtable: kept.vtable() }
     }
-    kept.will_wake(w)
+
+    /// Whether the waker this was taken from wakes the same task as `w`: a
+    /// parkwatch waker's clones point at the same data with another vtable
+    /// of the same family; any other waker is compared as `will_wake` does.
+    pub(crate) fn wakes(&self, w: &Waker) -> bool {
+        let (kv, wv) = (self.vtable, w.vtable());
+        let same_family = (ON_RECORD.owns(kv) && ON_RECORD.owns(wv)) || (ON_WAKER.owns(kv) && ON_WAKER.owns(wv));
+        self.data == w.data() as usize && (same_family || std::ptr::eq(kv, wv))
+    }
 }
 
 /// The three kinds of parkwatch waker pointing to one [`Target`] type.
