@@ -69,36 +69,74 @@ const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
 /// pinned future or stack frame as its cases, and a leaked operation leaks
 /// its waiter with it, where it was.
 pub(crate) struct Operation {
-    waiter: Waiter,
-    /// Entries may point at `waiter` (it is armed, from its enqueue until
+    /// Written in place by the first [`Operation::arm`] (`armed` says
+    /// whether it was): an operation that never parks, as a send or receive
+    /// that does not block, pays nothing for it. Never dropped: it holds
+    /// nothing to drop whenever the operation is not parked (`unpark`
+    /// drops what is left of the notifier), and a parked operation is
+    /// cancelled or finished before it drops.
+    parking: std::mem::MaybeUninit<Parking>,
+    /// `parking` is initialised.
+    armed: bool,
+    /// Entries may point at the waiter (from before its first enqueue until
     /// the operation finishes or is cancelled).
     parked: bool,
+    has_default: bool,
+    site: &'static std::panic::Location<'static>,
+}
+
+/// What an operation needs only once it parks.
+struct Parking {
+    waiter: Waiter,
     /// The key of the current wait (`wait::Note::key`).
     key: u64,
     /// Which task the armed waiter's waker wakes (async parks only): the
     /// operation's own copy, since a claimer may be taking the waker out of
     /// the waiter while the operation is polled again.
     woken_by: Option<WakerId>,
-    has_default: bool,
-    site: &'static std::panic::Location<'static>,
 }
 
 impl Operation {
     pub(crate) fn new(has_default: bool, site: &'static std::panic::Location<'static>) -> Self {
-        Operation { waiter: Waiter::new(), parked: false, key: 0, woken_by: None, has_default, site }
+        Operation { parking: std::mem::MaybeUninit::uninit(), armed: false, parked: false, has_default, site }
+    }
+
+    /// The parking state; only once armed.
+    fn parking(&self) -> &Parking {
+        assert!(self.armed, "an operation's waiter is used only after it was armed");
+        // SAFETY: `armed` says the first `arm` initialised it.
+        unsafe { self.parking.assume_init_ref() }
+    }
+
+    fn waiter(&self) -> &Waiter {
+        &self.parking().waiter
+    }
+
+    fn key(&self) -> u64 {
+        self.parking().key
     }
 
     /// Arms the waiter for a new park woken through `notifier`.
     fn arm(&mut self, notifier: Notifier) {
         debug_assert!(!self.parked, "an operation arms its waiter only while no entry points at it");
-        self.key = next_key();
-        self.woken_by = match &notifier {
+        let key = next_key();
+        let woken_by = match &notifier {
             Notifier::Waker(w) => Some(WakerId::of(w)),
             Notifier::Thread { .. } => None,
         };
+        let parking = if self.armed {
+            // SAFETY: `armed` says it is initialised; no entry points at it
+            // (not parked), so this is the only access.
+            let p = unsafe { self.parking.assume_init_mut() };
+            (p.key, p.woken_by) = (key, woken_by);
+            p
+        } else {
+            self.armed = true;
+            self.parking.write(Parking { waiter: Waiter::new(), key, woken_by })
+        };
         // SAFETY: the operation owns its waiter and is not parked: no entry
         // points at the waiter and no claimer is inside.
-        unsafe { self.waiter.arm(notifier) };
+        unsafe { parking.waiter.arm(notifier) };
     }
 
     /// The waiter has no entry in any queue any more and no claimer inside:
@@ -107,13 +145,13 @@ impl Operation {
         self.parked = false;
         // SAFETY: every entry was taken back (or never made) and the waiter
         // is `DONE` or aborted, so no claimer is inside.
-        unsafe { self.waiter.disarm() };
+        unsafe { self.waiter().disarm() };
     }
 
     /// Whether a claimer's wake reaches what `cx` would wake (false: the
     /// operation was polled from another context since it parked).
     fn woken_through(&self, cx: &Context<'_>) -> bool {
-        self.woken_by.as_ref().is_none_or(|id| id.wakes(cx.waker()))
+        self.parking().woken_by.as_ref().is_none_or(|id| id.wakes(cx.waker()))
     }
 
     /// Step 1: completes a ready case, chosen uniformly among the ready ones.
@@ -215,7 +253,7 @@ impl Operation {
         if !self.parked {
             return self.start(cases, cx, tried);
         }
-        match self.waiter.selection() {
+        match self.waiter().selection() {
             Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
             _ => self.repoll(cases, cx),
         }
@@ -240,15 +278,15 @@ impl Operation {
             self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
             // Say what we wait on before a counterpart can see (and wake) us,
             // so its wake-up finds the task parked rather than still running.
-            self.record_wait(cases, self.key);
+            self.record_wait(cases, self.key());
             // Parked before any entry points at a case: from here on, its
             // cancel (or its leak) covers them.
             self.parked = true;
-            if Self::park(cases, &self.waiter) {
+            if Self::park(cases, self.waiter()) {
                 return Poll::Pending;
             }
             self.unpark();
-            wait::retract(self.key);
+            wait::retract(self.key());
         }
     }
 
@@ -258,29 +296,29 @@ impl Operation {
     #[inline(never)]
     fn repoll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
         debug_assert!(self.parked, "only a parked operation is polled again");
-        match self.waiter.selection() {
+        match self.waiter().selection() {
             Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
             // The claimer publishes and wakes us in a moment.
             Selection::Busy if self.woken_through(cx) => Poll::Pending,
             // ... but it wakes the context we parked from, not this one.
             Selection::Busy => {
-                let Selection::Done(i) = self.waiter.wait_not_busy() else { unreachable!() };
+                let Selection::Done(i) = self.waiter().wait_not_busy() else { unreachable!() };
                 Poll::Ready(Some(self.finish(cases, i)))
             }
             Selection::Waiting if self.woken_through(cx) => {
-                self.record_wait(cases, self.key);
+                self.record_wait(cases, self.key());
                 Poll::Pending
             }
             Selection::Waiting => {
                 // Polled from another context: park again, armed with a
                 // waker for it (only a waiter no entry points at is armed).
-                if self.waiter.try_abort() {
+                if self.waiter().try_abort() {
                     Self::dequeue_all(cases);
                     self.unpark();
                     return self.start(cases, cx, false);
                 }
                 // Claimed meanwhile: the claimer is about to publish.
-                let Selection::Done(i) = self.waiter.wait_not_busy() else { unreachable!() };
+                let Selection::Done(i) = self.waiter().wait_not_busy() else { unreachable!() };
                 Poll::Ready(Some(self.finish(cases, i)))
             }
             Selection::Aborted => unreachable!("only the operation itself aborts its waiter"),
@@ -342,16 +380,16 @@ impl Operation {
             self.arm(Notifier::Thread { thread: thread::current(), task });
             // As in `start`: parked before any entry points at a case.
             self.parked = true;
-            if !Self::park(cases, &self.waiter) {
+            if !Self::park(cases, self.waiter()) {
                 self.unpark();
                 continue;
             }
-            let waiter = &self.waiter;
+            let waiter = self.waiter();
             let done = || matches!(waiter.selection(), Selection::Done(_));
             if !Self::spin_until(&mut || done(), YIELDS_PARKED) {
-                self.block_until(cases, self.key, done);
+                self.block_until(cases, self.key(), done);
             }
-            let Selection::Done(i) = self.waiter.selection() else { unreachable!() };
+            let Selection::Done(i) = self.waiter().selection() else { unreachable!() };
             return Some(self.finish(cases, i));
         }
     }
@@ -398,8 +436,8 @@ impl Operation {
         if !self.parked {
             return;
         }
-        if !self.waiter.try_abort() {
-            if let Selection::Done(i) = self.waiter.wait_not_busy() {
+        if !self.waiter().try_abort() {
+            if let Selection::Done(i) = self.waiter().wait_not_busy() {
                 cases[i].abandon();
             }
         }
