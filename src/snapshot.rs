@@ -573,7 +573,7 @@ pub(crate) fn task_info(
         name: r.name.as_deref().map(str::to_owned),
         state,
         wait_reason: parked.map(|w| w.reason),
-        parked_for: parked.map(|w| now.saturating_duration_since(w.since)),
+        parked_for: parked.map(|w| now.saturating_duration_since(w.since.instant())),
         spawned_at: Location::from_std(r.spawned_at),
         parked_at: parked.map(|w| Location::from_std(w.site)),
         stack: parked

@@ -205,7 +205,7 @@ fn check_main(group: &Arc<Group>, quiet: Quiet) -> Quiet {
     let (seq, since) = {
         let w = lock(&record.wait);
         let w = w.as_ref()?;
-        (w.seq, w.since)
+        (w.seq, w.since.instant())
     };
     if record.run_state() != PARKED || since.elapsed() < group.grace {
         return None;

@@ -10,8 +10,10 @@
 //! timer tick (1–4 ms ago). Go does not even read a clock when a goroutine
 //! parks: `waitsince` is stamped later, by the garbage collector.
 //!
-//! [`wait_start`] maps the coarse reading onto `Instant`. Invariant: the
-//! result is never after the true time of the call, and at most one tick
+//! [`wait_start`] keeps the coarse reading as it is (a [`WaitStart`]: a park
+//! pays for the clock read and one store), and [`WaitStart::instant`] maps
+//! it onto `Instant` when a snapshot or a detector reads it. Invariant: the
+//! mapped time is never after the true time of the call, and at most one tick
 //! (`clock_getres(CLOCK_MONOTONIC_COARSE)`, 4 ms on this machine) plus a few
 //! nanoseconds before it, so a wait's duration is overstated by at most a
 //! tick, never understated. Elsewhere (other systems, loom, Miri) it is
@@ -22,8 +24,20 @@ use std::time::Instant;
 /// The time now, to record as the start of a wait: cheap, and at most one
 /// timer tick early (see the [module docs](self)).
 #[inline]
-pub(crate) fn wait_start() -> Instant {
+pub(crate) fn wait_start() -> WaitStart {
     imp::now()
+}
+
+/// When a wait began, as read by [`wait_start`]; equal for two waits that
+/// began within one tick of the coarse clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaitStart(imp::Reading);
+
+impl WaitStart {
+    /// The start as an `Instant` (at most one tick early, never late).
+    pub(crate) fn instant(self) -> Instant {
+        imp::instant(self.0)
+    }
 }
 
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
@@ -57,10 +71,16 @@ mod imp {
         })
     }
 
+    /// A `CLOCK_MONOTONIC_COARSE` reading, in nanoseconds.
+    pub(super) type Reading = u64;
+
     #[inline]
-    pub(super) fn now() -> Instant {
+    pub(super) fn now() -> super::WaitStart {
+        super::WaitStart(read(libc::CLOCK_MONOTONIC_COARSE))
+    }
+
+    pub(super) fn instant(coarse: Reading) -> Instant {
         let base = base();
-        let coarse = read(libc::CLOCK_MONOTONIC_COARSE);
         // The coarse clock lags the fine one by up to a tick, so a wait that
         // began just after `base` was taken may read earlier than it.
         match coarse.checked_sub(base.ns) {
@@ -72,9 +92,15 @@ mod imp {
 
 #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 mod imp {
+    pub(super) type Reading = std::time::Instant;
+
     #[inline]
-    pub(super) fn now() -> std::time::Instant {
-        std::time::Instant::now()
+    pub(super) fn now() -> super::WaitStart {
+        super::WaitStart(std::time::Instant::now())
+    }
+
+    pub(super) fn instant(reading: Reading) -> std::time::Instant {
+        reading
     }
 }
 
@@ -89,7 +115,7 @@ mod tests {
     fn wait_start_is_early_by_at_most_a_tick() {
         for _ in 0..10_000 {
             let before = Instant::now();
-            let start = wait_start();
+            let start = wait_start().instant();
             let after = Instant::now();
             assert!(start <= after, "a wait's start is never in the future");
             assert!(before.saturating_duration_since(start) < Duration::from_millis(20), "{:?} early", before - start);
@@ -99,9 +125,9 @@ mod tests {
     /// It advances with time.
     #[test]
     fn wait_start_advances() {
-        let a = wait_start();
+        let a = wait_start().instant();
         std::thread::sleep(Duration::from_millis(30));
-        let b = wait_start();
+        let b = wait_start().instant();
         assert!(b.duration_since(a) >= Duration::from_millis(10), "{:?}", b.duration_since(a));
     }
 }

@@ -228,7 +228,11 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
 /// instead of at every park, and the stack it keeps is its own, taken at
 /// that line moments ago; it is marked sampled, as a stack the policy
 /// reuses is.
-fn reuses_own_stack(w: &mut WaitInfo, site: &'static std::panic::Location<'static>, since: std::time::Instant) -> bool {
+fn reuses_own_stack(
+    w: &mut WaitInfo,
+    site: &'static std::panic::Location<'static>,
+    since: crate::park::clock::WaitStart,
+) -> bool {
     let reuse = w.since == since && std::ptr::eq(w.site, site) && w.stack.is_some();
     w.stack_sampled |= reuse;
     reuse
@@ -236,6 +240,7 @@ fn reuses_own_stack(w: &mut WaitInfo, site: &'static std::panic::Location<'stati
 
 /// Makes `kept` the list of `new` resources, each with its activity count
 /// now, reusing the references `kept` already holds to the same resources.
+#[inline]
 fn refill(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReason)]) {
     // The common case, a single send or receive parking again on the same
     // channel: only the activity baseline and the operation change.
@@ -245,6 +250,13 @@ fn refill(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReaso
             return;
         }
     }
+    refill_all(kept, new);
+}
+
+/// [`refill`] for any other list.
+#[cold]
+#[inline(never)]
+fn refill_all(kept: &mut WaitResources, new: &[(&std::sync::Arc<Resource>, WaitReason)]) {
     for (i, &(r, op)) in new.iter().enumerate() {
         let entry = (r.activity(), op);
         match kept.get_mut(i) {

@@ -121,10 +121,17 @@ fn enabled_by(value: Option<&str>) -> bool {
 /// Returns `None` when capture is disabled, otherwise the stack and `true`
 /// when it was reused from an earlier capture at the same site (see the
 /// module docs for the policy).
+#[inline]
 pub(crate) fn capture(site: &'static Location<'static>, prev: Option<Arc<Stack>>) -> Option<(Arc<Stack>, bool)> {
     if cfg!(any(loom, miri)) || !enabled() {
         return None;
     }
+    capture_at(site, prev)
+}
+
+/// [`capture`], with capture on.
+#[inline(never)]
+fn capture_at(site: &'static Location<'static>, prev: Option<Arc<Stack>>) -> Option<(Arc<Stack>, bool)> {
     let key = site_key(site);
     let reuse = SITES
         .try_with(|sites| {

@@ -28,7 +28,6 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Instant;
 
 use crate::park::resource::Resource;
 use crate::park::wait::Noted;
@@ -145,7 +144,7 @@ pub(crate) struct WaitInfo {
     pub(crate) seq: u64,
     pub(crate) reason: WaitReason,
     pub(crate) site: &'static std::panic::Location<'static>,
-    pub(crate) since: Instant,
+    pub(crate) since: crate::park::clock::WaitStart,
     /// What it waits on, each with its activity count when the task parked
     /// and the operation waiting on it.
     pub(crate) resources: smallvec::SmallVec<[(Arc<Resource>, u64, WaitReason); 2]>,
