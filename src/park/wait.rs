@@ -67,6 +67,7 @@ thread_local! {
 }
 
 /// The id of the current task, 0 outside any task. Cheap: one TLS read.
+#[inline]
 pub(crate) fn current_id() -> u64 {
     CURRENT_ID.try_with(Cell::get).unwrap_or(0)
 }
