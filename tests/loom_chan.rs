@@ -594,3 +594,83 @@ fn async_send_repolled_while_a_receiver_completes_it() {
         }
     });
 }
+
+/// Model 9a: a buffered send that needs no lock (the ring is in fast mode)
+/// racing a receiver that parks on the empty buffer: the receiver sets the
+/// ring's slow bit before it looks at the buffer, so either it sees the
+/// value, or the send finds the bit and hands the value over under the lock.
+/// A lost wake-up would leave the receiver parked forever, which loom
+/// reports as a deadlock.
+#[test]
+fn send_without_lock_vs_parking_receiver() {
+    model(BOUND, || {
+        let c = chan::<u32>(1);
+        let r = {
+            let c = c.clone();
+            thread::spawn(move || c.recv_blocking())
+        };
+        assert_eq!(c.try_send(5), Ok(()), "a buffer of one has room, or a receiver waits");
+        assert_eq!(r.join().unwrap(), Some(5));
+        assert_eq!(c.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// Model 9b: a buffered send that needs no lock racing `close`: close sets
+/// the ring's slow bit before it marks the channel closed, so a send either
+/// got into the ring before (its value is received after the close, as a
+/// buffered value is) or fails with `Closed`, as it does whenever it began
+/// after the channel was seen closed; after a receive saw the channel closed
+/// and drained, nothing ever appears in it.
+#[test]
+fn send_without_lock_vs_close() {
+    model(BOUND, || {
+        let c = chan::<u32>(2);
+        let s = {
+            let c = c.clone();
+            thread::spawn(move || {
+                let was_closed = c.is_closed();
+                let sent = c.try_send(1);
+                if was_closed {
+                    assert_eq!(sent, Err(TrySendError::Closed(1)), "a send that began after the close fails");
+                }
+                sent
+            })
+        };
+        c.close().unwrap();
+        let mut drained = Vec::new();
+        loop {
+            match c.try_recv() {
+                Ok(v) => drained.push(v),
+                Err(TryRecvError::Closed) => break,
+                Err(TryRecvError::Empty) => panic!("a closed channel is never just empty"),
+            }
+        }
+        let sent = s.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(drained, [1], "a send that succeeded is received"),
+            Err(TrySendError::Closed(1)) => assert!(drained.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(c.try_recv(), Err(TryRecvError::Closed), "nothing appears after closed and drained");
+    });
+}
+
+/// Model 9c: a buffered receive that needs no lock racing a sender that
+/// parks on the full buffer: the sender sets the slow bit before it looks,
+/// so either it sees the freed slot, or the receive comes to the lock and
+/// moves the parked sender's value into the buffer (FIFO).
+#[test]
+fn recv_without_lock_vs_parking_sender() {
+    model(BOUND, || {
+        let c = chan::<u32>(1);
+        c.try_send(1).unwrap();
+        let s = {
+            let c = c.clone();
+            thread::spawn(move || c.send_blocking(2))
+        };
+        assert_eq!(c.try_recv(), Ok(1), "the buffered value comes first");
+        assert_eq!(c.recv_blocking(), Some(2));
+        assert_eq!(s.join().unwrap(), Ok(()));
+        assert_eq!(c.try_recv(), Err(TryRecvError::Empty));
+    });
+}

@@ -120,7 +120,12 @@ impl Model {
         match c {
             CaseOp::Recv(i) => {
                 if let Some(v) = self.chans[i].buf.pop_front() {
-                    if let Some(s) = self.pop_live(i, true) {
+                    // The first parked sender's value joins the buffer if
+                    // that leaves it within its capacity (values given back
+                    // by cancelled receives can fill it past that: the
+                    // sender then waits until a receive takes its value).
+                    let room = self.chans[i].buf.len() < self.chans[i].cap;
+                    if let Some(s) = room.then(|| self.pop_live(i, true)).flatten() {
                         let CaseOp::Send(_, sv) = self.ops[s.0].cases[s.1] else { unreachable!() };
                         self.chans[i].buf.push_back(sv);
                         self.complete(s, Outcome::Sent);

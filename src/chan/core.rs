@@ -1,15 +1,24 @@
-//! The channel itself: one lock around the buffer and the two wait queues,
-//! as in Go's `runtime/chan.go`.
+//! The channel itself: one lock around the two wait queues, as in Go's
+//! `runtime/chan.go`, and a buffer that sends and receives use without the
+//! lock while nothing is parked on the channel (`chan::ring`).
 //!
-//! Invariants (hold whenever the lock is free):
-//! - `buf.len() <= cap`, except after [`ChanCore::reinject`] put back a value
-//!   whose receiver was cancelled after it was handed over (nothing is lost);
-//! - if `buf` is non-empty, no live entry waits in `recvq` (a send hands its
-//!   value to a waiting receiver before it uses the buffer);
-//! - if `buf` is not full, no live entry waits in `sendq` (a receive refills
-//!   the buffer from the first waiting sender);
+//! The buffer is the values put back by cancelled receives (`front`, under
+//! the lock), then the ring. Invariants (hold whenever the lock is free):
+//! - the buffer holds at most `cap` values, except after
+//!   [`ChanCore::reinject`] put back a value whose receiver was cancelled
+//!   after it was handed over (nothing is lost);
+//! - if the buffer is non-empty, no live entry waits in `recvq` (a send hands
+//!   its value to a waiting receiver before it uses the buffer);
+//! - if the buffer is not full, no live entry waits in `sendq` (a receive
+//!   refills the buffer from the first waiting sender);
 //! - once `closed`, both queues are empty and stay empty (close completes every
-//!   waiter; a closed channel is always ready).
+//!   waiter; a closed channel is always ready);
+//! - the ring is in slow mode (`chan::ring`, "The slow bit") while a queue
+//!   holds an entry, while `front` holds a value and once `closed`: then
+//!   every operation takes the lock, and the rules above are kept as in Go.
+//!   An operation that sets one of these conditions sets the bit first,
+//!   under the lock, before it looks at the buffer; the lock's release
+//!   clears it when none holds any more.
 //!
 //! Queue entries ([`Parked`]) point at slots inside the parked cases: parking
 //! allocates nothing. A counterpart fills or empties a slot once it has
@@ -26,6 +35,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::chan::ring::{Blocked, Ring};
 use crate::error::{CloseError, TryRecvError, TrySendError};
 use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
@@ -110,7 +120,9 @@ impl<S> Parked<S> {
 }
 
 struct State<T> {
-    buf: VecDeque<T>,
+    /// Values put back by cancelled receives ([`ChanCore::reinject`]), to be
+    /// received before the ring's.
+    front: VecDeque<T>,
     closed: bool,
     recvq: VecDeque<Parked<RecvSlot<T>>>,
     sendq: VecDeque<Parked<SendSlot<T>>>,
@@ -119,6 +131,8 @@ struct State<T> {
 /// A channel of capacity `cap` (0: unbuffered).
 pub(crate) struct ChanCore<T> {
     cap: usize,
+    /// The buffer (none for an unbuffered channel).
+    ring: Option<Ring<T>>,
     state: Mutex<State<T>>,
     /// On a cache line of its own: read by every operation deciding whether
     /// to try, and by spinning threads, it would otherwise share the line
@@ -127,23 +141,51 @@ pub(crate) struct ChanCore<T> {
     pub(crate) resource: std::sync::Arc<Resource>,
 }
 
-/// The lengths of the buffer and of the queues as of the last release of the
-/// lock, readable without it: hints for an operation deciding whether to try
+/// The lengths of the queues and of `front` as of the last release of the
+/// lock, readable without it (a buffered channel's ring needs no hint: a try
+/// without the lock is as cheap): hints for an operation deciding whether to try
 /// before it parks (a try that looks futile is skipped: parking rechecks under
 /// the lock, so a stale hint costs a retry, never a lost wake-up) and for a
 /// blocked thread spinning before it sleeps. Never a decision. Std atomics
 /// even under loom: they order nothing.
 #[derive(Default)]
 struct Hints {
-    buf: AtomicUsize,
+    /// Values put back in front of the buffer (`State::front`): an
+    /// unbuffered channel has them too.
+    front: AtomicUsize,
     recvq: AtomicUsize,
     sendq: AtomicUsize,
 }
 
-/// The locked state of a channel; publishes [`Hints`] when released.
+/// The locked state of a channel; publishes [`Hints`] and clears the ring's
+/// slow bit when released (if nothing needs it any more).
 struct Locked<'a, T> {
     state: MutexGuard<'a, State<T>>,
     hints: &'a Hints,
+    ring: Option<&'a Ring<T>>,
+}
+
+impl<T> Locked<'_, T> {
+    /// Sets the ring's slow bit, before the caller looks at the buffer to
+    /// decide whether to park an operation, close, or put a value in front.
+    fn set_slow(&self) {
+        if let Some(ring) = self.ring {
+            if !ring.is_slow() {
+                ring.set_slow();
+            }
+        }
+    }
+
+    /// The values in the buffer (exact in slow mode, up to claims still in
+    /// flight, which count).
+    fn buf_len(&self) -> usize {
+        self.state.front.len() + self.ring.map_or(0, Ring::len)
+    }
+
+    /// Takes the buffer's first value.
+    fn buf_pop(&mut self) -> Option<T> {
+        self.state.front.pop_front().or_else(|| self.ring?.pop(true).ok())
+    }
 }
 
 impl<T> std::ops::Deref for Locked<'_, T> {
@@ -161,9 +203,17 @@ impl<T> std::ops::DerefMut for Locked<'_, T> {
 
 impl<T> Drop for Locked<'_, T> {
     fn drop(&mut self) {
-        self.hints.buf.store(self.state.buf.len(), Relaxed);
-        self.hints.recvq.store(self.state.recvq.len(), Relaxed);
-        self.hints.sendq.store(self.state.sendq.len(), Relaxed);
+        let st = &self.state;
+        self.hints.front.store(st.front.len(), Relaxed);
+        self.hints.recvq.store(st.recvq.len(), Relaxed);
+        self.hints.sendq.store(st.sendq.len(), Relaxed);
+        if let Some(ring) = self.ring {
+            let needed = st.closed || !st.front.is_empty() || !st.recvq.is_empty() || !st.sendq.is_empty();
+            debug_assert!(!needed || ring.is_slow(), "the slow bit is set before its reason");
+            if !needed && ring.is_slow() {
+                ring.clear_slow();
+            }
+        }
     }
 }
 
@@ -184,8 +234,9 @@ impl<T> ChanCore<T> {
     pub(crate) fn new(cap: usize) -> ChanCore<T> {
         ChanCore {
             cap,
+            ring: (cap > 0).then(|| Ring::new(cap)),
             state: Mutex::new(State {
-                buf: VecDeque::with_capacity(cap),
+                front: VecDeque::new(),
                 closed: false,
                 recvq: VecDeque::new(),
                 sendq: VecDeque::new(),
@@ -197,19 +248,22 @@ impl<T> ChanCore<T> {
 
     /// Locks the state; the hints are published when the guard is released.
     fn lock(&self) -> Locked<'_, T> {
-        Locked { state: lock(&self.state), hints: &self.hints }
+        Locked { state: lock(&self.state), hints: &self.hints, ring: self.ring.as_ref() }
     }
 
     /// Whether a send might complete now (see [`Hints`]): room in the buffer,
     /// a receiver queued, or closed.
     pub(crate) fn send_looks_ready(&self) -> bool {
-        self.hints.buf.load(Relaxed) < self.cap || self.hints.recvq.load(Relaxed) > 0 || self.is_closed()
+        self.ring.is_some() || self.hints.recvq.load(Relaxed) > 0 || self.is_closed()
     }
 
     /// Whether a receive might complete now (see [`Hints`]): a buffered
     /// value, a sender queued, or closed.
     pub(crate) fn recv_looks_ready(&self) -> bool {
-        self.hints.buf.load(Relaxed) > 0 || self.hints.sendq.load(Relaxed) > 0 || self.is_closed()
+        self.ring.is_some()
+            || self.hints.front.load(Relaxed) > 0
+            || self.hints.sendq.load(Relaxed) > 0
+            || self.is_closed()
     }
 
     pub(crate) fn cap(&self) -> usize {
@@ -217,7 +271,7 @@ impl<T> ChanCore<T> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().buf.len()
+        self.lock().buf_len()
     }
 
     /// Whether `close` was called (the resource's flag, set under the lock).
@@ -228,6 +282,23 @@ impl<T> ChanCore<T> {
     /// Sends without blocking: to a waiting receiver, else into the buffer.
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         self.resource.wakers.record(current_id());
+        // Nothing parked, open: the ring alone decides (a full ring then
+        // has no receiver waiting, and the channel was open when it was
+        // seen full).
+        let v = match &self.ring {
+            None => v,
+            Some(ring) => match ring.push(v, false) {
+                Ok(()) => return Ok(()),
+                Err((v, Blocked::Now)) => return Err(TrySendError::Full(v)),
+                Err((v, Blocked::Slow)) => v,
+            },
+        };
+        self.send_locked(v)
+    }
+
+    /// [`ChanCore::try_send`] under the lock.
+    #[inline(never)]
+    fn send_locked(&self, v: T) -> Result<(), TrySendError<T>> {
         let mut st = self.lock();
         if st.closed {
             return Err(TrySendError::Closed(v));
@@ -241,41 +312,54 @@ impl<T> ChanCore<T> {
             unsafe { receiver.finish() };
             return Ok(());
         }
-        if st.buf.len() < self.cap {
-            st.buf.push_back(v);
-            return Ok(());
+        match &self.ring {
+            Some(ring) if st.buf_len() < self.cap => ring.push(v, true).map_err(|(v, _)| TrySendError::Full(v)),
+            _ => Err(TrySendError::Full(v)),
         }
-        Err(TrySendError::Full(v))
     }
 
     /// Receives without blocking: from the buffer (refilling it from a waiting
     /// sender), else straight from a waiting sender.
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         self.resource.waiters.record(current_id());
+        // Nothing parked, open: the ring alone decides (see `try_send`).
+        match self.ring.as_ref().map(|r| r.pop(false)) {
+            Some(Ok(v)) => return Ok(v),
+            Some(Err(Blocked::Now)) => return Err(TryRecvError::Empty),
+            None | Some(Err(Blocked::Slow)) => {}
+        }
+        self.recv_locked()
+    }
+
+    /// [`ChanCore::try_recv`] under the lock.
+    #[inline(never)]
+    fn recv_locked(&self) -> Result<T, TryRecvError> {
         let mut st = self.lock();
+        if let Some(head) = st.buf_pop() {
+            // FIFO: the buffer's head goes first, the first parked sender's
+            // value joins its tail, under the lock, before any later send.
+            if st.buf_len() < self.cap {
+                if let Some(sender) = pop_claimed(&mut st.sendq) {
+                    // SAFETY: this thread won the claim, and publishes below.
+                    let value = unsafe { take_sent(&sender) };
+                    let ring = self.ring.as_ref().expect("a buffered value sits in a ring");
+                    if ring.push(value, true).is_err() {
+                        unreachable!("the ring has room, and only lock holders push in slow mode");
+                    }
+                    drop(st);
+                    self.resource.bump();
+                    // SAFETY: this thread won the claim and has not published.
+                    unsafe { sender.finish() };
+                }
+            }
+            return Ok(head);
+        }
         let Some(sender) = pop_claimed(&mut st.sendq) else {
-            return match st.buf.pop_front() {
-                Some(v) => Ok(v),
-                None if st.closed => Err(TryRecvError::Closed),
-                None => Err(TryRecvError::Empty),
-            };
+            return Err(if st.closed { TryRecvError::Closed } else { TryRecvError::Empty });
         };
-        // FIFO: the buffer's head goes first, the sender's value joins its tail.
-        let value = match st.buf.pop_front() {
-            Some(head) => {
-                // SAFETY: this thread won the claim, and publishes below.
-                // Under the lock: the value must reach the tail before any
-                // later send does.
-                st.buf.push_back(unsafe { take_sent(&sender) });
-                drop(st);
-                head
-            }
-            None => {
-                drop(st);
-                // SAFETY: this thread won the claim, and publishes below.
-                unsafe { take_sent(&sender) }
-            }
-        };
+        drop(st);
+        // SAFETY: this thread won the claim, and publishes below.
+        let value = unsafe { take_sent(&sender) };
         self.resource.bump();
         // SAFETY: this thread won the claim and has not published.
         unsafe { sender.finish() };
@@ -290,6 +374,9 @@ impl<T> ChanCore<T> {
         if st.closed {
             return Err(CloseError::AlreadyClosed);
         }
+        // Before `closed`: no send gets into the ring without the lock from
+        // here on.
+        st.set_slow();
         st.closed = true;
         self.resource.closed.store(true, std::sync::atomic::Ordering::Release);
         self.resource.bump();
@@ -325,8 +412,11 @@ impl<T> ChanCore<T> {
     pub(crate) fn enqueue_recv(&self, entry: Parked<RecvSlot<T>>) -> bool {
         // A receive may park without trying first (`Case::looks_ready`).
         self.resource.waiters.record(current_id());
-        let mut st = self.lock();
-        if st.closed || !st.buf.is_empty() || has_live_other(&st.sendq, &entry.waiter) {
+        let st = &mut self.lock();
+        // Before looking at the buffer: a send without the lock either put
+        // its value in already (seen here) or comes to the lock.
+        st.set_slow();
+        if st.closed || st.buf_len() > 0 || has_live_other(&st.sendq, &entry.waiter) {
             return false;
         }
         st.recvq.push_back(entry);
@@ -338,8 +428,10 @@ impl<T> ChanCore<T> {
     pub(crate) fn enqueue_send(&self, entry: Parked<SendSlot<T>>) -> bool {
         // A send may park without trying first (`Case::looks_ready`).
         self.resource.wakers.record(current_id());
-        let mut st = self.lock();
-        if st.closed || st.buf.len() < self.cap || has_live_other(&st.recvq, &entry.waiter) {
+        let st = &mut self.lock();
+        // Before looking at the buffer (see `enqueue_recv`).
+        st.set_slow();
+        if st.closed || st.buf_len() < self.cap || has_live_other(&st.recvq, &entry.waiter) {
             return false;
         }
         st.sendq.push_back(entry);
@@ -372,7 +464,10 @@ impl<T> ChanCore<T> {
     pub(crate) fn reinject(&self, v: T) {
         let mut st = self.lock();
         let Some(receiver) = pop_claimed(&mut st.recvq) else {
-            st.buf.push_front(v);
+            // In front of the ring's values: no receive without the lock
+            // may pass it.
+            st.set_slow();
+            st.front.push_front(v);
             return;
         };
         drop(st);

@@ -20,6 +20,7 @@
 //! ```
 
 pub(crate) mod core;
+mod ring;
 
 use std::fmt;
 use std::future::Future;
