@@ -77,6 +77,8 @@ pub(crate) struct Ring<T> {
     slow: Word,
     /// Adding it to a position moves it to the same index of the next lap.
     one_lap: Word,
+    /// `slow - 1`: a position's index (always below the slot count).
+    index_mask: Word,
 }
 
 // SAFETY: values move between threads through the slots, each slot touched
@@ -109,6 +111,7 @@ impl<T> Ring<T> {
             slots: slots.collect(),
             slow,
             one_lap: slow * 2,
+            index_mask: slow - 1,
         }
     }
 
@@ -116,9 +119,20 @@ impl<T> Ring<T> {
         self.slots.len()
     }
 
+    /// The slot of position `pos`.
+    #[inline]
+    fn slot(&self, pos: Word) -> &Slot<T> {
+        let index = pos & self.index_mask;
+        debug_assert!(index < self.slots.len(), "positions only take the indices of slots");
+        // SAFETY: a position's index is below the slot count: positions
+        // start at 0 and `next` wraps to the next lap's index 0 after the
+        // last slot, and the slow bit is above every index (masked off).
+        unsafe { self.slots.get_unchecked(index) }
+    }
+
     /// The position after `pos` (same lap, or the next lap's first index).
     fn next(&self, pos: Word) -> Word {
-        let index = pos & (self.slow - 1);
+        let index = pos & self.index_mask;
         let lap = pos & !(self.one_lap - 1);
         if index + 1 < self.cap() {
             pos + 1
@@ -140,7 +154,7 @@ impl<T> Ring<T> {
                 return Err((v, Blocked::Slow));
             }
             let pos = tail & !self.slow;
-            let slot = &self.slots[pos & (self.slow - 1)];
+            let slot = self.slot(pos);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == pos {
                 let new_tail = self.next(pos) | bit;
@@ -184,7 +198,7 @@ impl<T> Ring<T> {
                 return Err(Blocked::Slow);
             }
             let pos = head & !self.slow;
-            let slot = &self.slots[pos & (self.slow - 1)];
+            let slot = self.slot(pos);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == pos.wrapping_add(1) {
                 let new_head = self.next(pos) | bit;
@@ -258,7 +272,7 @@ impl<T> Ring<T> {
             let head = self.head.load(Ordering::SeqCst);
             if self.tail.load(Ordering::SeqCst) == tail {
                 let (head, tail) = (head & !self.slow, tail & !self.slow);
-                let (hix, tix) = (head & (self.slow - 1), tail & (self.slow - 1));
+                let (hix, tix) = (head & self.index_mask, tail & self.index_mask);
                 return if hix < tix {
                     tix - hix
                 } else if hix > tix {
