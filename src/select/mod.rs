@@ -4,8 +4,8 @@
 //!
 //! 1. **Try**: visit the cases in a uniformly random order and complete the
 //!    first that can complete now (Go's `pollorder`); with `default`, stop here.
-//! 2. **Park**: arm the operation's own [`Waiter`] and
-//!    enqueue an entry for every non-nil case, pointing at that waiter and pointing at the slot the case
+//! 2. **Park**: arm the operation's own [`Waiter`] and enqueue an entry for
+//!    every non-nil case, pointing at that waiter and at the slot the case
 //!    keeps in itself (`park::handoff`: parking allocates nothing); each
 //!    channel checks readiness and enqueues under its own lock (as Go's
 //!    `selectgo` does holding all of them). If a case turned ready since
