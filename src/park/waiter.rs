@@ -249,7 +249,9 @@ impl Waiter {
 /// A queue entry's pointer to the waiter of a parked operation.
 ///
 /// It dereferences to the waiter; see [`WaiterRef::new`] for why that is
-/// sound.
+/// sound. A clone is the same pointer under the same contract (the
+/// contract is about the waiter's life, not about how many refs exist).
+#[derive(Clone)]
 pub(crate) struct WaiterRef(NonNull<Waiter>);
 
 // SAFETY: a `WaiterRef` is a `&Waiter` kept alive by the protocol of

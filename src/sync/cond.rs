@@ -148,8 +148,8 @@ impl Case for CondCase<'_> {
         // SAFETY: the waiter stays in place while enqueued (this function's
         // contract); the operation takes the entry back (`dequeue`) under
         // this lock before it finishes.
-        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
-        st.queue.push_back((entry, case, self.ticket));
+        let me = unsafe { WaiterRef::new(waiter) };
+        st.queue.push_back((me.clone(), case, self.ticket));
         drop(st);
         self.cond.res.waiters.record(wait::current_id());
         self.entry = Some(me);

@@ -59,8 +59,8 @@ impl Case for LockCase<'_> {
         // SAFETY: the waiter stays in place while enqueued (this function's
         // contract); the operation takes the entry back (`dequeue`) under
         // this lock before it finishes.
-        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
-        st.queue.push_back(LockWaiter { waiter: entry, case, write: self.write, holder: self.holder });
+        let me = unsafe { WaiterRef::new(waiter) };
+        st.queue.push_back(LockWaiter { waiter: me.clone(), case, write: self.write, holder: self.holder });
         drop(st);
         self.res.waiters.record(self.holder.task);
         self.entry = Some(me);

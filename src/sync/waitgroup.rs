@@ -154,8 +154,8 @@ impl Case for WaitCase<'_> {
         // SAFETY: the waiter stays in place while enqueued (this function's
         // contract); the operation takes the entry back (`dequeue`) under
         // this lock before it finishes.
-        let (entry, me) = unsafe { (WaiterRef::new(waiter), WaiterRef::new(waiter)) };
-        st.queue.push_back((entry, index));
+        let me = unsafe { WaiterRef::new(waiter) };
+        st.queue.push_back((me.clone(), index));
         drop(st);
         self.wg.res.waiters.record(wait::current_id());
         self.entry = Some(me);
