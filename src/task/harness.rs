@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 
 use super::record::TaskRecord;
 use super::registry;
-use super::waker::{self, TaskWaker};
+use super::waker::{self, RootWaker, TaskWaker};
 use crate::park::wait;
 
 pin_project! {
@@ -81,7 +81,12 @@ impl<F: Future> Future for Instrumented<F> {
 /// The waker to hand the future for a poll whose tokio waker is `tokio`: one
 /// pointing at the record if `tokio` is the record's (set at the first poll),
 /// else one pointing at a [`TaskWaker`] for `tokio`, kept in `fallback`.
-fn root_waker(record: &Arc<TaskRecord>, fallback: &mut Option<Arc<TaskWaker>>, tokio: &Waker) -> Waker {
+#[inline]
+fn root_waker<'a>(
+    record: &'a Arc<TaskRecord>,
+    fallback: &'a mut Option<Arc<TaskWaker>>,
+    tokio: &Waker,
+) -> RootWaker<'a> {
     // SAFETY: this is the record's harness (`Instrumented::new` claimed it), the
     // only writer of the slot, and it is not writing now.
     match unsafe { record.tokio_waker() } {
@@ -95,11 +100,10 @@ fn root_waker(record: &Arc<TaskRecord>, fallback: &mut Option<Arc<TaskWaker>>, t
         // SAFETY: the slot is set (matched) and is never written again.
         Some(kept) if kept.will_wake(tokio) => unsafe { waker::root_on_record(record) },
         Some(_) => {
-            let data = match fallback {
-                Some(w) if w.inner.will_wake(tokio) => w,
-                slot => slot.insert(Arc::new(TaskWaker { record: record.clone(), inner: tokio.clone() })),
-            };
-            waker::root_on_waker(data)
+            if !fallback.as_ref().is_some_and(|w| w.inner.will_wake(tokio)) {
+                *fallback = Some(Arc::new(TaskWaker { record: record.clone(), inner: tokio.clone() }));
+            }
+            waker::root_on_waker(fallback.as_ref().expect("set just above"))
         }
     }
 }

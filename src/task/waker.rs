@@ -73,6 +73,25 @@ impl Target for TaskWaker {
     }
 }
 
+/// The waker handed to a task's future for one poll. It owns no reference
+/// count: it borrows the one of the `Arc` its harness holds for the poll
+/// (`'a`), is lent to the future only by reference (through its
+/// `Context`), and is never dropped through its vtable (the root vtable's
+/// drop and wake-by-value release nothing). A future that keeps the waker
+/// clones it, and the clone (an outside one) owns its count. So a poll
+/// touches no reference count for its waker.
+pub(crate) struct RootWaker<'a> {
+    waker: std::mem::ManuallyDrop<Waker>,
+    _borrowed: std::marker::PhantomData<&'a ()>,
+}
+
+impl std::ops::Deref for RootWaker<'_> {
+    type Target = Waker;
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
+}
+
 /// Makes the root waker handed to the task's future, pointing at its record.
 /// The root waker itself is not counted as held outside.
 ///
@@ -81,24 +100,30 @@ impl Target for TaskWaker {
 /// The record's tokio-waker slot is set (`TaskRecord::set_tokio_waker`): the
 /// wakers made from this one read it from any thread, and it is never written
 /// again.
-pub(crate) unsafe fn root_on_record(record: &Arc<TaskRecord>) -> Waker {
+#[inline]
+pub(crate) unsafe fn root_on_record(record: &Arc<TaskRecord>) -> RootWaker<'_> {
     root(record)
 }
 
 /// Makes the root waker handed to the task's future, pointing at `data` (for
 /// a poll whose tokio waker is not the record's). The harness keeps `data`
 /// alive; the root waker itself is not counted.
-pub(crate) fn root_on_waker(data: &Arc<TaskWaker>) -> Waker {
+pub(crate) fn root_on_waker(data: &Arc<TaskWaker>) -> RootWaker<'_> {
     root(data)
 }
 
-fn root<T: Target>(data: &Arc<T>) -> Waker {
-    let ptr = Arc::into_raw(data.clone()) as *const ();
-    // SAFETY: `ptr` comes from `Arc::into_raw` of a `T` and owns one strong
-    // count, which the vtable's drop releases; the functions of `T`'s vtables
-    // treat the pointer only as such an `Arc<T>`. (For a record, the caller of
-    // `root_on_record` guarantees its tokio waker is set, as `T::inner` needs.)
-    unsafe { Waker::from_raw(RawWaker::new(ptr, &T::vtables().root)) }
+#[inline]
+fn root<T: Target>(data: &Arc<T>) -> RootWaker<'_> {
+    let ptr = Arc::as_ptr(data) as *const ();
+    // SAFETY: `ptr` is the pointer of an `Arc<T>` that `data` keeps alive for
+    // `'a`, which the root waker cannot outlive (`RootWaker` borrows it and
+    // lends the waker only by reference); the root vtable's functions never
+    // release the count they do not own, and its clone makes a waker that
+    // owns one. The functions of `T`'s vtables treat the pointer only as
+    // such an `Arc<T>`. (For a record, the caller of `root_on_record`
+    // guarantees its tokio waker is set, as `T::inner` needs.)
+    let waker = unsafe { Waker::from_raw(RawWaker::new(ptr, &T::vtables().root)) };
+    RootWaker { waker: std::mem::ManuallyDrop::new(waker), _borrowed: std::marker::PhantomData }
 }
 
 /// Clones `w` for parkwatch's own use: a parkwatch waker's clone is not
@@ -157,7 +182,9 @@ struct Vtables {
 impl Vtables {
     const fn of<T: Target>() -> Vtables {
         Vtables {
-            root: RawWakerVTable::new(clone_outside::<T>, wake_owned::<T>, wake_by_ref::<T>, drop_plain::<T>),
+            // Owns no count (`RootWaker`): its wake by value and drop (never
+            // called: it is only lent by reference) release nothing.
+            root: RawWakerVTable::new(clone_outside::<T>, wake_by_ref::<T>, wake_by_ref::<T>, drop_borrowed),
             outside: RawWakerVTable::new(
                 clone_outside::<T>,
                 wake_owned_outside::<T>,
@@ -177,9 +204,11 @@ static ON_RECORD: Vtables = Vtables::of::<TaskRecord>();
 static ON_WAKER: Vtables = Vtables::of::<TaskWaker>();
 
 // Every function below receives, as `data`, only pointers of wakers with one of
-// `T::vtables()` — made by `root`/`internal_clone`/these clones from
-// `Arc::into_raw::<T>` — each owning one strong count of that `Arc<T>`, and
-// with the tokio waker set if `T` is a record. That is their safety contract.
+// `T::vtables()` — made by `root` (the pointer of an `Arc<T>` its harness
+// keeps alive while the root waker is lent out) or by `internal_clone`/these
+// clones from `Arc::into_raw::<T>`, each of those owning one strong count of
+// that `Arc<T>` — with the tokio waker set if `T` is a record. That is their
+// safety contract. Only the outside and internal vtables release a count.
 
 /// Adds a strong count to the `Arc<T>` behind `data`, returning it.
 ///
@@ -254,6 +283,9 @@ unsafe fn wake_owned_outside<T: Target>(data: *const ()) {
         drop_outside::<T>(data);
     }
 }
+
+/// The root waker's drop: it owns no count (`RootWaker`).
+unsafe fn drop_borrowed(_data: *const ()) {}
 
 unsafe fn drop_plain<T: Target>(data: *const ()) {
     // SAFETY: the waker being dropped owns this count and is not used again.
