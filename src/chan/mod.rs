@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use self::core::ChanCore;
 use crate::error::{CloseError, SendError, TryRecvError, TrySendError};
-use crate::select::{OneCase, RecvCase, SendCase};
+use crate::select::{OneCase, RecvCase, SendCase, Staged};
 
 /// Makes a channel of capacity `cap` (Go's `make(chan T, cap)`); 0 is an
 /// unbuffered channel, where a send completes only when a receiver takes the value.
@@ -179,7 +179,7 @@ macro_rules! send_ops {
             /// On a closed channel the value comes back in the error.
             #[track_caller]
             pub fn send(&self, v: T) -> SendFuture<'_, T> {
-                SendFuture(OneCase::new(SendCase::on(self.core(), v), std::panic::Location::caller()))
+                SendFuture(Staged::new(self.core(), v, std::panic::Location::caller()))
             }
             /// Sends without waiting.
             pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
@@ -215,7 +215,7 @@ macro_rules! recv_ops {
             /// Receives a value, waiting for one; `None` once closed and drained.
             #[track_caller]
             pub fn recv(&self) -> RecvFuture<'_, T> {
-                RecvFuture(OneCase::new(RecvCase::on(self.core()), std::panic::Location::caller()))
+                RecvFuture(Staged::new(self.core(), (), std::panic::Location::caller()))
             }
             /// Receives without waiting.
             pub fn try_recv(&self) -> Result<T, TryRecvError> {
@@ -283,10 +283,10 @@ impl<S: SendOperand + ?Sized> SendOperand for &S {
 }
 
 /// The future of [`Chan::send`]; cancelling it (dropping it) withdraws the send.
-pub struct SendFuture<'a, T>(OneCase<SendCase<'a, T>>);
+pub struct SendFuture<'a, T>(Staged<'a, T, SendCase<'a, T>>);
 
 /// The future of [`Chan::recv`]; cancelling it never loses a value.
-pub struct RecvFuture<'a, T>(OneCase<RecvCase<'a, T>>);
+pub struct RecvFuture<'a, T>(Staged<'a, T, RecvCase<'a, T>>);
 
 // Both futures are `!Unpin`: while parked, the channel's queue points into
 // their case (`park::handoff`), which must stay in place until the future
@@ -294,19 +294,19 @@ pub struct RecvFuture<'a, T>(OneCase<RecvCase<'a, T>>);
 
 impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: nothing is moved out of the future (see above).
-        let op = &mut unsafe { self.get_unchecked_mut() }.0;
-        op.poll_case(cx).map(|()| op.case.take_result().expect("a completed send has a result"))
+        // SAFETY: structural pinning of the only field, never moved out.
+        unsafe { self.map_unchecked_mut(|f| &mut f.0) }.poll(cx)
     }
 }
 
 impl<T> Future for RecvFuture<'_, T> {
     type Output = Option<T>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: nothing is moved out of the future (see above).
-        let op = &mut unsafe { self.get_unchecked_mut() }.0;
-        op.poll_case(cx).map(|()| op.case.take_result().expect("a completed receive has a result"))
+        // SAFETY: structural pinning of the only field, never moved out.
+        unsafe { self.map_unchecked_mut(|f| &mut f.0) }.poll(cx)
     }
 }
 

@@ -68,6 +68,23 @@ pub trait Case {
     fn resource(&self) -> Option<&StdArc<Resource>>;
 }
 
+/// A channel case whose future starts *fresh*: holding only the channel and
+/// what the try needs (`select::Staged`), built into a full case only once
+/// a try failed.
+pub(crate) trait StagedCase<'a, T>: Case + Sized {
+    /// What the try needs besides the channel (a send's value).
+    type Arg;
+    /// What the operation returns.
+    type Output;
+    /// Tries once, unless the channel's hints say it cannot complete: the
+    /// output if it completed, the argument back if it would block.
+    fn try_fresh(chan: &ChanCore<T>, arg: Self::Arg) -> Result<Self::Output, Self::Arg>;
+    /// The full case, for an operation bound to park.
+    fn build(chan: Option<&'a ChanCore<T>>, arg: Self::Arg) -> Self;
+    /// The result of a completed case.
+    fn take_output(&mut self) -> Self::Output;
+}
+
 /// Whether a channel case's slot may be pointed at by a queue entry, and the
 /// waiter it was enqueued with: the bookkeeping both case kinds share.
 struct Link {
@@ -189,12 +206,8 @@ impl<T> Case for RecvCase<'_, T> {
         // Touches `result`, never the slot: safe even on a case that an
         // operation leaked while parked (its `enqueue` or drop unlinks it).
         let Some(chan) = self.chan else { return false };
-        match chan.try_recv() {
-            Ok(v) => self.result = Some(Some(v)),
-            Err(crate::TryRecvError::Closed) => self.result = Some(None),
-            Err(crate::TryRecvError::Empty) => return false,
-        }
-        true
+        self.result = recv_now(chan);
+        self.result.is_some()
     }
 
     fn is_nil(&self) -> bool {
@@ -343,10 +356,9 @@ impl<T> Case for SendCase<'_, T> {
         // Touches `value`, never the slot (see `RecvCase::try_now`).
         let Some(chan) = self.chan else { return false };
         let v = self.value.take().expect("a pending send case holds its value");
-        match chan.try_send(v) {
-            Ok(()) => self.result = Some(Ok(())),
-            Err(crate::TrySendError::Closed(v)) => self.result = Some(Err(SendError(v))),
-            Err(crate::TrySendError::Full(v)) => {
+        match send_now(chan, v) {
+            Ok(result) => self.result = Some(result),
+            Err(v) => {
                 self.value = Some(v);
                 return false;
             }
@@ -430,6 +442,75 @@ impl<T> Drop for SendCase<'_, T> {
         if self.link.linked {
             self.unlink();
         }
+    }
+}
+
+/// A receive's try on `chan`: its result (a value, or `None` once closed
+/// and drained) if it completed, `None` if it would block. The one
+/// implementation behind a case's try and a fresh receive's
+/// (`select::Staged`).
+#[inline]
+fn recv_now<T>(chan: &ChanCore<T>) -> Option<Option<T>> {
+    match chan.try_recv() {
+        Ok(v) => Some(Some(v)),
+        Err(crate::TryRecvError::Closed) => Some(None),
+        Err(crate::TryRecvError::Empty) => None,
+    }
+}
+
+/// A send's try on `chan`: its result if it completed (delivered, or the
+/// value back from a closed channel), the value if it would block. The one
+/// implementation behind a case's try and a fresh send's (`select::Staged`).
+#[inline]
+fn send_now<T>(chan: &ChanCore<T>, v: T) -> Result<Result<(), SendError<T>>, T> {
+    match chan.try_send(v) {
+        Ok(()) => Ok(Ok(())),
+        Err(crate::TrySendError::Closed(v)) => Ok(Err(SendError(v))),
+        Err(crate::TrySendError::Full(v)) => Err(v),
+    }
+}
+
+impl<'a, T> StagedCase<'a, T> for RecvCase<'a, T> {
+    type Arg = ();
+    type Output = Option<T>;
+
+    #[inline]
+    fn try_fresh(chan: &ChanCore<T>, (): ()) -> Result<Option<T>, ()> {
+        // A try that looks futile is skipped: parking rechecks under the lock.
+        if !chan.recv_looks_ready() {
+            return Err(());
+        }
+        recv_now(chan).ok_or(())
+    }
+
+    fn build(chan: Option<&'a ChanCore<T>>, (): ()) -> Self {
+        RecvCase::on(chan)
+    }
+
+    fn take_output(&mut self) -> Option<T> {
+        self.take_result().expect("a completed receive has a result")
+    }
+}
+
+impl<'a, T> StagedCase<'a, T> for SendCase<'a, T> {
+    type Arg = T;
+    type Output = Result<(), SendError<T>>;
+
+    #[inline]
+    fn try_fresh(chan: &ChanCore<T>, v: T) -> Result<Self::Output, T> {
+        // A try that looks futile is skipped: parking rechecks under the lock.
+        if !chan.send_looks_ready() {
+            return Err(v);
+        }
+        send_now(chan, v)
+    }
+
+    fn build(chan: Option<&'a ChanCore<T>>, v: T) -> Self {
+        SendCase::on(chan, v)
+    }
+
+    fn take_output(&mut self) -> Self::Output {
+        self.take_result().expect("a completed send has a result")
     }
 }
 

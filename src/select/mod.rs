@@ -25,9 +25,11 @@ mod rand;
 
 use std::task::{Context, Poll};
 
+pub(crate) use case::StagedCase;
 pub use case::{Case, RecvCase, SendCase};
 pub use dynamic::{Select, SelectedCase};
 
+use crate::chan::core::ChanCore;
 use crate::park::wait::{self, Note};
 use crate::park::waiter::{next_key, Notifier, Selection, Waiter};
 use crate::shim::thread;
@@ -102,16 +104,19 @@ impl Operation {
     }
 
     /// The parking state; only once armed.
+    #[inline]
     fn parking(&self) -> &Parking {
         assert!(self.armed, "an operation's waiter is used only after it was armed");
         // SAFETY: `armed` says the first `arm` initialised it.
         unsafe { self.parking.assume_init_ref() }
     }
 
+    #[inline]
     fn waiter(&self) -> &Waiter {
         &self.parking().waiter
     }
 
+    #[inline]
     fn key(&self) -> u64 {
         self.parking().key
     }
@@ -160,10 +165,10 @@ impl Operation {
     /// tried (its lock is not taken): if the hint was stale, parking finds
     /// the case ready and comes back here. With `default`, every case is
     /// tried, as "nothing is ready" must then be exact.
-    fn try_cases(&self, cases: &mut [&mut dyn Case]) -> Option<usize> {
-        let worth_trying = |c: &dyn Case| self.has_default || c.looks_ready();
+    fn try_cases<C: Case + ?Sized>(&self, cases: &mut [&mut C]) -> Option<usize> {
+        let worth_trying = |c: &C| self.has_default || c.looks_ready();
         if let [only] = cases {
-            return (worth_trying(&**only) && only.try_now()).then_some(0);
+            return (worth_trying(only) && only.try_now()).then_some(0);
         }
         rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
     }
@@ -171,7 +176,7 @@ impl Operation {
     /// Step 2: enqueues every case. Returns false, with every entry taken back,
     /// if a case turned out ready and the waiter could be aborted (if it could
     /// not, a counterpart has claimed it: it is as good as parked).
-    fn park(cases: &mut [&mut dyn Case], waiter: &Waiter) -> bool {
+    fn park<C: Case + ?Sized>(cases: &mut [&mut C], waiter: &Waiter) -> bool {
         for (i, case) in cases.iter_mut().enumerate() {
             // SAFETY: the cases stay in place until the operation finishes
             // or is cancelled, or they are dropped (`Operation`'s invariant).
@@ -187,20 +192,20 @@ impl Operation {
     }
 
     /// Step 3: collects case `chosen` and takes back every other entry.
-    fn finish(&mut self, cases: &mut [&mut dyn Case], chosen: usize) -> usize {
+    fn finish<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], chosen: usize) -> usize {
         cases[chosen].collect();
         Self::dequeue_all(cases);
         self.unpark();
         chosen
     }
 
-    fn dequeue_all(cases: &mut [&mut dyn Case]) {
+    fn dequeue_all<C: Case + ?Sized>(cases: &mut [&mut C]) {
         for case in cases.iter_mut() {
             case.dequeue();
         }
     }
 
-    fn reason(cases: &[&mut dyn Case]) -> WaitReason {
+    fn reason<C: Case + ?Sized>(cases: &[&mut C]) -> WaitReason {
         match cases {
             [] => WaitReason::SelectNoCases,
             [only] => only.reason(),
@@ -209,7 +214,8 @@ impl Operation {
     }
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
-    fn with_note(&self, cases: &[&mut dyn Case], key: u64, f: impl FnOnce(Note<'_, '_>)) {
+    #[inline]
+    fn with_note<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64, f: impl FnOnce(Note<'_, '_>)) {
         if let [only] = cases {
             // A single send or receive (the common case): no list to build.
             let reason = only.reason();
@@ -230,7 +236,8 @@ impl Operation {
         f(Note { key, reason: Self::reason(cases), site: self.site, resources: &resources, timer_wakeable });
     }
 
-    fn record_wait(&self, cases: &[&mut dyn Case], key: u64) {
+    #[inline]
+    fn record_wait<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64) {
         self.with_note(cases, key, |note| {
             wait::note(note);
         });
@@ -238,7 +245,7 @@ impl Operation {
 
     /// Polls the operation: `Ready(Some(i))` when case `i` completed,
     /// `Ready(None)` when `default` ran.
-    pub(crate) fn poll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+    pub(crate) fn poll<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], cx: &mut Context<'_>) -> Poll<Option<usize>> {
         self.poll_tried(cases, cx, false)
     }
 
@@ -249,7 +256,12 @@ impl Operation {
     /// the one after its wake-up, are kept short; the rest (a spurious
     /// poll, a poll from another context) is in [`Operation::repoll`].
     #[inline]
-    fn poll_tried(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>, tried: bool) -> Poll<Option<usize>> {
+    fn poll_tried<C: Case + ?Sized>(
+        &mut self,
+        cases: &mut [&mut C],
+        cx: &mut Context<'_>,
+        tried: bool,
+    ) -> Poll<Option<usize>> {
         if !self.parked {
             return self.start(cases, cx, tried);
         }
@@ -261,7 +273,12 @@ impl Operation {
 
     /// Steps 1 and 2 for an operation not parked: try (unless `tried`),
     /// then park.
-    fn start(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>, mut tried: bool) -> Poll<Option<usize>> {
+    fn start<C: Case + ?Sized>(
+        &mut self,
+        cases: &mut [&mut C],
+        cx: &mut Context<'_>,
+        mut tried: bool,
+    ) -> Poll<Option<usize>> {
         loop {
             if !std::mem::take(&mut tried) {
                 if let Some(i) = self.try_cases(cases) {
@@ -294,7 +311,7 @@ impl Operation {
     /// another context than the one it parked from.
     #[cold]
     #[inline(never)]
-    fn repoll(&mut self, cases: &mut [&mut dyn Case], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+    fn repoll<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], cx: &mut Context<'_>) -> Poll<Option<usize>> {
         debug_assert!(self.parked, "only a parked operation is polled again");
         match self.waiter().selection() {
             Selection::Done(i) => Poll::Ready(Some(self.finish(cases, i))),
@@ -331,19 +348,19 @@ impl Operation {
     /// by spinning, then yielding (as crossbeam's `Backoff` does) — a
     /// counterpart on another core usually arrives within microseconds — and
     /// only then parks, which is when the registry counts it as blocked.
-    pub(crate) fn block(&mut self, cases: &mut [&mut dyn Case]) -> Option<usize> {
+    pub(crate) fn block<C: Case + ?Sized>(&mut self, cases: &mut [&mut C]) -> Option<usize> {
         self.block_tried(cases, false)
     }
 
     /// [`Operation::block`], where `tried` says the caller has just tried
     /// every case (and none could complete), so step 1 is skipped once.
-    fn block_tried(&mut self, cases: &mut [&mut dyn Case], tried: bool) -> Option<usize> {
+    fn block_tried<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], tried: bool) -> Option<usize> {
         let guard = CancelOnUnwind { op: self, cases };
         guard.op.block_parked(guard.cases, tried)
     }
 
     /// The body of [`Operation::block_tried`].
-    fn block_parked(&mut self, cases: &mut [&mut dyn Case], mut tried: bool) -> Option<usize> {
+    fn block_parked<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], mut tried: bool) -> Option<usize> {
         loop {
             if !std::mem::take(&mut tried) {
                 if let Some(i) = self.try_cases(cases) {
@@ -426,13 +443,13 @@ impl Operation {
         false
     }
 
-    fn block_until(&self, cases: &[&mut dyn Case], key: u64, done: impl Fn() -> bool) {
+    fn block_until<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64, done: impl Fn() -> bool) {
         self.with_note(cases, key, |note| wait::block_thread(note, done, thread::park));
     }
 
     /// Cancels a parked operation (its future was dropped). If a counterpart
     /// completed it meanwhile, the result is handed back (see [`Case::abandon`]).
-    pub(crate) fn cancel(&mut self, cases: &mut [&mut dyn Case]) {
+    pub(crate) fn cancel<C: Case + ?Sized>(&mut self, cases: &mut [&mut C]) {
         if !self.parked {
             return;
         }
@@ -449,12 +466,12 @@ impl Operation {
 /// Cancels a blocking operation that unwinds while parked: the caller may
 /// catch the panic and then move its cases, which `Operation`'s invariant
 /// forbids while they are enqueued.
-struct CancelOnUnwind<'o, 's, 'c> {
+struct CancelOnUnwind<'o, 's, 'c, C: Case + ?Sized> {
     op: &'o mut Operation,
-    cases: &'s mut [&'c mut dyn Case],
+    cases: &'s mut [&'c mut C],
 }
 
-impl Drop for CancelOnUnwind<'_, '_, '_> {
+impl<C: Case + ?Sized> Drop for CancelOnUnwind<'_, '_, '_, C> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.op.cancel(self.cases);
@@ -464,7 +481,8 @@ impl Drop for CancelOnUnwind<'_, '_, '_> {
 
 /// One blocking operation of a primitive (a send, a receive, a lock, a wait)
 /// as a future: the case and the engine's state. Every primitive's future is
-/// this; dropping it withdraws the operation (see [`Operation::cancel`]).
+/// this (a channel's from its first failed try on, see [`Staged`]); dropping
+/// it withdraws the operation (see [`Operation::cancel`]).
 pub(crate) struct OneCase<C: Case> {
     pub(crate) case: C,
     op: Operation,
@@ -492,6 +510,13 @@ impl<C: Case> OneCase<C> {
         self.op.poll_tried(&mut [&mut self.case], cx, !parked).map(|_| ())
     }
 
+    /// Polls an operation whose case its caller has just tried (and found
+    /// it could not complete): straight to parking.
+    #[inline]
+    pub(crate) fn poll_after_try(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.op.poll_tried(&mut [&mut self.case], cx, true).map(|_| ())
+    }
+
     /// Runs the operation on the calling OS thread; returns the completed case.
     /// The same fast path as [`OneCase::poll_case`] comes first.
     #[inline]
@@ -509,6 +534,62 @@ impl<C: Case> Drop for OneCase<C> {
         if self.op.parked {
             self.op.cancel(&mut [&mut self.case]);
         }
+    }
+}
+
+/// The future of a channel's `send` or `recv`, in two stages. *Fresh*, it
+/// holds only the channel and what the try needs (a send's value): a send
+/// or receive that does not block builds, polls and drops nothing more.
+/// Once a try fails, the full operation ([`OneCase`]: the case with its
+/// hand-over slot, the engine with its waiter) is written in its place, and
+/// from then on it stays there: the channel's queues point into it while it
+/// is parked. Dropping it cancels the operation as `OneCase`'s drop does.
+pub(crate) enum Staged<'a, T, C: StagedCase<'a, T>> {
+    Fresh {
+        chan: Option<&'a ChanCore<T>>,
+        /// Taken by the first poll.
+        arg: Option<C::Arg>,
+        site: &'static std::panic::Location<'static>,
+    },
+    Parking(OneCase<C>),
+}
+
+impl<'a, T, C: StagedCase<'a, T>> Staged<'a, T, C> {
+    pub(crate) fn new(
+        chan: Option<&'a ChanCore<T>>,
+        arg: C::Arg,
+        site: &'static std::panic::Location<'static>,
+    ) -> Self {
+        Staged::Fresh { chan, arg: Some(arg), site }
+    }
+}
+
+impl<'a, T, C: StagedCase<'a, T>> std::future::Future for Staged<'a, T, C> {
+    type Output = C::Output;
+
+    /// Polls the operation: the try of a fresh one, then the engine.
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        // SAFETY: a `Parking` operation is never moved (it is polled in
+        // place); a `Fresh` one is replaced in place, as `Pin::set` does,
+        // before anything points into it.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let Staged::Fresh { chan, arg, site } = this {
+            let (chan, site) = (*chan, *site);
+            let arg = arg.take().expect("parkwatch: a channel future polled after it completed");
+            let arg = match chan {
+                Some(c) => match C::try_fresh(c, arg) {
+                    Ok(out) => return Poll::Ready(out),
+                    Err(arg) => arg,
+                },
+                None => arg,
+            };
+            *this = Staged::Parking(OneCase::new(C::build(chan, arg), site));
+            let Staged::Parking(op) = this else { unreachable!("just built") };
+            return op.poll_after_try(cx).map(|()| op.case.take_output());
+        }
+        let Staged::Parking(op) = this else { unreachable!("a fresh operation was handled above") };
+        op.poll_case(cx).map(|()| op.case.take_output())
     }
 }
 
@@ -656,4 +737,61 @@ pub fn select_async<L: CaseList + ?Sized>(cases: std::pin::Pin<&mut L>, has_defa
 pub fn select_blocking<L: CaseList + ?Sized>(cases: &mut L, has_default: bool) -> Option<usize> {
     let site = std::panic::Location::caller();
     cases.with_cases(|cases| Operation::new(has_default, site).block(cases))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::{RecvCase, SendCase, Staged};
+    use crate::chan::core::ChanCore;
+    use crate::SendError;
+
+    fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// A send or receive that completes at its first try never builds the
+    /// full operation; one bound to block builds it in place and parks, and
+    /// its drop takes the queue entry back.
+    #[test]
+    fn staged_operations_build_the_full_operation_only_to_park() {
+        let site = std::panic::Location::caller();
+        let core = ChanCore::<u32>::new(1);
+        let mut send = pin!(Staged::<u32, SendCase<'_, u32>>::new(Some(&core), 7, site));
+        assert_eq!(poll(send.as_mut()), Poll::Ready(Ok(())), "room in the buffer");
+        assert!(matches!(*send, Staged::Fresh { .. }), "completed fresh, nothing built");
+
+        let mut blocked = pin!(Staged::<u32, SendCase<'_, u32>>::new(Some(&core), 8, site));
+        assert!(poll(blocked.as_mut()).is_pending(), "the buffer is full");
+        assert!(matches!(*blocked, Staged::Parking(_)), "built in place to park");
+
+        let mut recv = pin!(Staged::<u32, RecvCase<'_, u32>>::new(Some(&core), (), site));
+        assert_eq!(poll(recv.as_mut()), Poll::Ready(Some(7)), "the buffered value first");
+        assert!(matches!(*recv, Staged::Fresh { .. }));
+        assert_eq!(poll(blocked.as_mut()), Poll::Ready(Ok(())), "the parked send refilled the buffer");
+        assert_eq!(core.try_recv(), Ok(8));
+
+        let mut waiting = Box::pin(Staged::<u32, RecvCase<'_, u32>>::new(Some(&core), (), site));
+        assert!(poll(waiting.as_mut()).is_pending());
+        assert!(matches!(*waiting, Staged::Parking(_)));
+        assert_eq!(core.parked_receivers().len(), 1);
+        drop(waiting);
+        assert!(core.parked_receivers().is_empty(), "the dropped receive took its entry back");
+
+        core.close().unwrap();
+        let mut late = pin!(Staged::<u32, SendCase<'_, u32>>::new(Some(&core), 9, site));
+        assert_eq!(poll(late.as_mut()), Poll::Ready(Err(SendError(9))), "a closed channel gives the value back");
+    }
+
+    #[test]
+    #[should_panic(expected = "polled after it completed")]
+    fn a_completed_staged_operation_is_not_polled_again() {
+        let core = ChanCore::<u32>::new(1);
+        let mut send = pin!(Staged::<u32, SendCase<'_, u32>>::new(Some(&core), 7, std::panic::Location::caller()));
+        assert!(poll(send.as_mut()).is_ready());
+        let _ = poll(send.as_mut());
+    }
 }
