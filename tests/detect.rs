@@ -156,6 +156,33 @@ fn receive_with_every_sender_gone_is_orphaned_body() {
     assert_eq!(f.certainty, Certainty::Definite);
 }
 
+/// A receive that parks on a channel whose senders were all dropped before
+/// it: no sender's drop comes after to report it, and the watchdog's grace
+/// is set far beyond the test's limit, so the finding comes from the
+/// park-time check alone.
+#[test]
+fn receive_parked_after_every_sender_is_gone_is_orphaned_at_park() {
+    within(Duration::from_secs(20), receive_parked_after_every_sender_is_gone_body);
+}
+
+fn receive_parked_after_every_sender_is_gone_body() {
+    let rt = Runtime::builder().stuck_grace(Duration::from_secs(3600)).build().unwrap();
+    let start = Instant::now();
+    let err = rt
+        .block_on(async {
+            let _busy = keep_busy();
+            let c = parkwatch::chan::<i32>(0);
+            let rx = c.receiver();
+            drop(c);
+            rx.recv().await
+        })
+        .unwrap_err();
+    let f = err.finding().unwrap();
+    assert_eq!(f.kind, FindingKind::OrphanedWait, "{}", f.explanation);
+    assert_eq!(f.certainty, Certainty::Definite);
+    assert!(start.elapsed() < Duration::from_secs(10), "found at park time, not by a sweep: {:?}", start.elapsed());
+}
+
 #[test]
 fn channel_and_lock_partial_deadlock_is_probable() {
     within(Duration::from_secs(20), channel_and_lock_partial_deadlock_is_probable_body);

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use super::analyze::AnalyzeOptions;
 use super::{Certainty, Finding};
 use crate::park::resource::ResourceKind;
+use crate::park::wait::Watch;
 use crate::runtime::deadlock::Deadlock;
 use crate::shim::lock;
 use crate::snapshot::{snapshot_of, snapshot_where, Snapshot, Stacks, WaitReason};
@@ -34,8 +35,28 @@ use crate::task::registry;
 /// How far a walk goes before it gives up (a longer cycle is left to `analyze`).
 const MAX_WALK: usize = 64;
 
-/// Called when `record` has just parked (only parkwatch can wake it).
-pub(crate) fn on_park(record: &Arc<TaskRecord>) {
+/// Called when `record` has just parked (only parkwatch can wake it), on
+/// the task's own thread, right after the poll that noted `watch`.
+pub(crate) fn on_park(record: &Arc<TaskRecord>, watch: Watch) {
+    match watch {
+        Watch::Nothing => {}
+        Watch::Receive(resource) => {
+            // SAFETY: the task's wait record holds this resource, and only
+            // the task replaces it, which it is not doing: this runs on its
+            // thread, between the poll that noted it and any later one
+            // (`Watch::Receive`).
+            let resource = unsafe { resource.as_ref() };
+            if resource.send_handles.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                check(&record.group, &[record.id.0]);
+            }
+        }
+        Watch::Record => on_park_read(record),
+    }
+}
+
+/// [`on_park`] for a wait it reads from the record.
+#[inline(never)]
+fn on_park_read(record: &Arc<TaskRecord>) {
     let (locks, orphan_candidate) = {
         let wait = lock(&record.wait);
         let Some(w) = wait.as_ref() else { return };

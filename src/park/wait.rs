@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::park::resource::Resource;
@@ -24,29 +25,54 @@ type WaitResources = smallvec::SmallVec<[(std::sync::Arc<Resource>, u64, WaitRea
 pub(crate) struct Noted {
     /// A timer may still wake the task (so it is not parked for good).
     pub(crate) timer_wakeable: bool,
-    /// The wait may be one the park-time detector looks at
-    /// (`detect::watch::on_park`): a lock, or receives only (whose senders
-    /// may all be gone).
-    pub(crate) watched: bool,
+    /// What the park-time detector (`detect::watch::on_park`) looks at.
+    pub(crate) watch: Watch,
+}
+
+/// What the park-time detector looks at once the task is parked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// Nothing: no lock, and not receives only.
+    #[default]
+    Nothing,
+    /// A single receive, on the channel of this resource: orphaned if the
+    /// channel has no sender handle left once the task is parked. The
+    /// resource is one the task's wait record holds (an `Arc` in its
+    /// resource list), and only the task itself replaces that list (in
+    /// [`note`]), never between the poll that noted it and the detector's
+    /// look right after it, on the same thread: it is alive there.
+    Receive(NonNull<Resource>),
+    /// A wait the detector reads the record for: a lock, or a select of
+    /// receives (whose senders may all be gone).
+    Record,
 }
 
 impl Noted {
-    /// From the note alone, without looking at its resources: `watched` is
-    /// set for every wait that may be one `on_park` looks at (which checks).
+    /// From the note alone.
     fn of(n: &Note<'_, '_>) -> Noted {
-        let watched = matches!(
-            n.reason,
-            WaitReason::ChanReceive
+        let watch = match (n.reason, n.resources) {
+            (WaitReason::ChanReceive, [(r, WaitReason::ChanReceive)]) => Watch::Receive(NonNull::from(&***r)),
+            (
+                WaitReason::ChanReceive
                 | WaitReason::Select
                 | WaitReason::MutexLock
                 | WaitReason::RwMutexLock
-                | WaitReason::RwMutexRLock
-        );
-        Noted { timer_wakeable: n.timer_wakeable, watched }
+                | WaitReason::RwMutexRLock,
+                _,
+            ) => Watch::Record,
+            _ => Watch::Nothing,
+        };
+        Noted { timer_wakeable: n.timer_wakeable, watch }
     }
 
+    /// Two notes of one poll (a task awaiting two primitives at once): the
+    /// detector reads the record if either wait is one it looks at.
     fn and(self, other: Noted) -> Noted {
-        Noted { timer_wakeable: self.timer_wakeable || other.timer_wakeable, watched: self.watched || other.watched }
+        let watch = match (self.watch, other.watch) {
+            (Watch::Nothing, Watch::Nothing) => Watch::Nothing,
+            _ => Watch::Record,
+        };
+        Noted { timer_wakeable: self.timer_wakeable || other.timer_wakeable, watch }
     }
 }
 
@@ -87,6 +113,7 @@ fn with_current<R>(f: impl FnOnce(&TaskRecord) -> R) -> Option<R> {
 /// Makes `record` current until the guard drops (which restores the
 /// previous one). The guard borrows the caller's `Arc`: a poll needs no
 /// reference count of its own.
+#[inline]
 pub(crate) fn enter(record: &Arc<TaskRecord>) -> EnterGuard<'_> {
     EnterGuard::set(Arc::as_ptr(record), record.id.0, None)
 }
@@ -110,6 +137,7 @@ pub(crate) struct EnterGuard<'a> {
 impl EnterGuard<'_> {
     /// Makes `record` (with id `id`) current; the caller keeps it alive
     /// for the guard's life (`enter`'s borrow, or `owned`).
+    #[inline]
     fn set<'a>(record: *const TaskRecord, id: u64, owned: Option<Arc<TaskRecord>>) -> EnterGuard<'a> {
         let prev_id = CURRENT_ID.with(|c| c.replace(id));
         let prev = CURRENT.with(|c| c.replace(record));
@@ -118,12 +146,14 @@ impl EnterGuard<'_> {
     }
 
     /// What the waits noted since `enter` add up to (None: no wait noted).
+    #[inline]
     pub(crate) fn noted(&self) -> Option<Noted> {
         NOTED.with(Cell::get)
     }
 }
 
 impl Drop for EnterGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // try_with: the guard may drop during thread teardown.
         let _ = CURRENT.try_with(|c| c.set(self.prev));

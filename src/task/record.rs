@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::park::resource::Resource;
-use crate::park::wait::Noted;
+use crate::park::wait::{Noted, Watch};
 use crate::shim::{lock, PlainMutex as Mutex};
 use crate::snapshot::{TaskId, TaskKind, WaitReason};
 use crate::stack::Stack;
@@ -127,6 +127,7 @@ impl Group {
         self.dead.load(Ordering::SeqCst)
     }
 
+    #[inline]
     fn remove_live(self: &Arc<Self>) {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
             crate::runtime::deadlock::check_dead(self);
@@ -288,6 +289,7 @@ impl TaskRecord {
     }
 
     /// A poll (or a thread's wake-up) begins.
+    #[inline]
     pub(crate) fn enter_running(&self) {
         if self.run.swap(RUNNING, Ordering::SeqCst) == PARKED {
             // Polled without a notify (tokio may poll spuriously): live again.
@@ -299,13 +301,15 @@ impl TaskRecord {
     /// what the waits it noted add up to (None: it waits on something outside
     /// parkwatch). It is parked if only parkwatch can wake it: a wait noted, no
     /// timer and no outside waker. If it was notified meanwhile, it stays notified.
+    #[inline]
     pub(crate) fn leave_running(self: &Arc<Self>, noted: Option<Noted>) {
         let parked = noted.is_some_and(|n| !n.timer_wakeable) && self.outside_wakers.load(Ordering::SeqCst) == 0;
         let to = if parked { PARKED } else { IDLE };
         if self.run.compare_exchange(RUNNING, to, Ordering::SeqCst, Ordering::SeqCst).is_ok() && parked {
             self.group.remove_live();
-            if noted.is_some_and(|n| n.watched) {
-                crate::detect::watch::on_park(self);
+            match noted.map(|n| n.watch) {
+                None | Some(Watch::Nothing) => {}
+                Some(watch) => crate::detect::watch::on_park(self, watch),
             }
         }
     }
