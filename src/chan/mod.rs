@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use self::core::ChanCore;
 use crate::error::{CloseError, SendError, TryRecvError, TrySendError};
-use crate::select::{OneCase, RecvCase, SendCase, Staged};
+use crate::select::{RecvCase, SendCase, Staged};
 
 /// Makes a channel of capacity `cap` (Go's `make(chan T, cap)`); 0 is an
 /// unbuffered channel, where a send completes only when a receiver takes the value.
@@ -191,7 +191,7 @@ macro_rules! send_ops {
             /// Sends `v`, blocking the OS thread.
             #[track_caller]
             pub fn send_blocking(&self, v: T) -> Result<(), SendError<T>> {
-                OneCase::block(SendCase::on(self.core(), v), std::panic::Location::caller()).into_result()
+                Staged::<T, SendCase<'_, T>>::block(self.core(), v, std::panic::Location::caller())
             }
             /// Closes the channel: parked and future receives drain the buffer,
             /// then get `None`; parked and future sends fail with their value.
@@ -227,7 +227,7 @@ macro_rules! recv_ops {
             /// Receives, blocking the OS thread; `None` once closed and drained.
             #[track_caller]
             pub fn recv_blocking(&self) -> Option<T> {
-                OneCase::block(RecvCase::on(self.core()), std::panic::Location::caller()).into_result()
+                Staged::<T, RecvCase<'_, T>>::block(self.core(), (), std::panic::Location::caller())
             }
             /// A blocking iterator over received values, ending when the channel
             /// is closed and drained (Go's `for v := range c`).
@@ -319,6 +319,6 @@ pub struct Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        OneCase::block(RecvCase::on(self.core), self.case_site).into_result()
+        Staged::<T, RecvCase<'_, T>>::block(self.core, (), self.case_site)
     }
 }

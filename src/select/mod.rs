@@ -544,6 +544,8 @@ impl<C: Case> Drop for OneCase<C> {
 /// hand-over slot, the engine with its waiter) is written in its place, and
 /// from then on it stays there: the channel's queues point into it while it
 /// is parked. Dropping it cancels the operation as `OneCase`'s drop does.
+/// The blocking `send_blocking`/`recv_blocking` run the same two stages
+/// ([`Staged::block`]).
 pub(crate) enum Staged<'a, T, C: StagedCase<'a, T>> {
     Fresh {
         chan: Option<&'a ChanCore<T>>,
@@ -561,6 +563,26 @@ impl<'a, T, C: StagedCase<'a, T>> Staged<'a, T, C> {
         site: &'static std::panic::Location<'static>,
     ) -> Self {
         Staged::Fresh { chan, arg: Some(arg), site }
+    }
+
+    /// The same operation on the calling OS thread, run to completion: the
+    /// fresh try, then the full case on this stack frame, blocking.
+    #[inline]
+    pub(crate) fn block(
+        chan: Option<&'a ChanCore<T>>,
+        arg: C::Arg,
+        site: &'static std::panic::Location<'static>,
+    ) -> C::Output {
+        let arg = match chan {
+            Some(c) => match C::try_fresh(c, arg) {
+                Ok(out) => return out,
+                Err(arg) => arg,
+            },
+            None => arg,
+        };
+        let mut case = C::build(chan, arg);
+        Operation::new(false, site).block_tried(&mut [&mut case], true);
+        case.take_output()
     }
 }
 
