@@ -121,8 +121,9 @@ impl Operation {
         self.parking().key
     }
 
-    /// Arms the waiter for a new park woken through `notifier`.
-    fn arm(&mut self, notifier: Notifier) {
+    /// Arms the waiter for a new park woken through `notifier`; returns
+    /// the new wait's key.
+    fn arm(&mut self, notifier: Notifier) -> u64 {
         debug_assert!(!self.parked, "an operation arms its waiter only while no entry points at it");
         let key = next_key();
         let woken_by = match &notifier {
@@ -142,6 +143,7 @@ impl Operation {
         // SAFETY: the operation owns its waiter and is not parked: no entry
         // points at the waiter and no claimer is inside.
         unsafe { parking.waiter.arm(notifier) };
+        key
     }
 
     /// The waiter has no entry in any queue any more and no claimer inside:
@@ -292,10 +294,10 @@ impl Operation {
                 self.record_wait(cases, 0);
                 return Poll::Pending;
             }
-            self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+            let key = self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
             // Say what we wait on before a counterpart can see (and wake) us,
             // so its wake-up finds the task parked rather than still running.
-            self.record_wait(cases, self.key());
+            self.record_wait(cases, key);
             // Parked before any entry points at a case: from here on, its
             // cancel (or its leak) covers them.
             self.parked = true;
@@ -394,7 +396,7 @@ impl Operation {
             if cases.iter().all(|c| c.is_nil()) {
                 self.block_until(cases, 0, || false);
             }
-            self.arm(Notifier::Thread { thread: thread::current(), task });
+            let key = self.arm(Notifier::Thread { thread: thread::current(), task });
             // As in `start`: parked before any entry points at a case.
             self.parked = true;
             if !Self::park(cases, self.waiter()) {
@@ -404,7 +406,7 @@ impl Operation {
             let waiter = self.waiter();
             let done = || matches!(waiter.selection(), Selection::Done(_));
             if !Self::spin_until(&mut || done(), YIELDS_PARKED) {
-                self.block_until(cases, self.key(), done);
+                self.block_until(cases, key, done);
             }
             let Selection::Done(i) = self.waiter().selection() else { unreachable!() };
             return Some(self.finish(cases, i));
