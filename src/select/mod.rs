@@ -169,10 +169,15 @@ impl Operation {
     /// tried, as "nothing is ready" must then be exact.
     fn try_cases<C: Case + ?Sized>(&self, cases: &mut [&mut C]) -> Option<usize> {
         let worth_trying = |c: &C| self.has_default || c.looks_ready();
-        if let [only] = cases {
-            return (worth_trying(only) && only.try_now()).then_some(0);
+        match cases {
+            [only] => (worth_trying(only) && only.try_now()).then_some(0),
+            // Two cases (the usual select): one random draw orders them.
+            [_, _] => {
+                let first = rand::below(2);
+                [first, 1 - first].into_iter().find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
+            }
+            _ => rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now()),
         }
-        rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
     }
 
     /// Step 2: enqueues every case. Returns false, with every entry taken back,
