@@ -747,8 +747,13 @@ impl<L: CaseList + ?Sized> std::future::Future for SelectFuture<'_, L> {
 }
 
 impl<L: CaseList + ?Sized> Drop for SelectFuture<'_, L> {
+    #[inline]
     fn drop(&mut self) {
-        self.with_cases(|op, cases| op.cancel(cases));
+        // Only a parked operation has anything to cancel (a completed one,
+        // the usual drop, lends out no cases).
+        if self.op.parked {
+            self.with_cases(|op, cases| op.cancel(cases));
+        }
     }
 }
 
