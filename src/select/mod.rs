@@ -169,15 +169,19 @@ impl Operation {
     /// tried, as "nothing is ready" must then be exact.
     fn try_cases<C: Case + ?Sized>(&self, cases: &mut [&mut C]) -> Option<usize> {
         let worth_trying = |c: &C| self.has_default || c.looks_ready();
-        match cases {
-            [only] => (worth_trying(only) && only.try_now()).then_some(0),
-            // Two cases (the usual select): one random draw orders them.
-            [_, _] => {
-                let first = rand::below(2);
-                [first, 1 - first].into_iter().find(|&i| worth_trying(&*cases[i]) && cases[i].try_now())
-            }
-            _ => rand::Permutation::new(cases.len()).find(|&i| worth_trying(&*cases[i]) && cases[i].try_now()),
+        if let [only] = cases {
+            return (worth_trying(only) && only.try_now()).then_some(0);
         }
+        let n = cases.len();
+        let mut try_case = |&i: &usize| worth_trying(&*cases[i]) && cases[i].try_now();
+        if n == 2 {
+            // Two cases (the usual select): one random draw is their whole
+            // permutation (measured cheaper than drawing it through
+            // `Permutation` or an iterator over both kinds).
+            let first = rand::below(2);
+            return [first, 1 - first].into_iter().find(&mut try_case);
+        }
+        rand::Permutation::new(n).find(&mut try_case)
     }
 
     /// Step 2: enqueues every case. Returns false, with every entry taken back,
@@ -221,7 +225,6 @@ impl Operation {
     }
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
-    #[inline]
     fn with_note<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64, f: impl FnOnce(Note<'_, '_>)) {
         if let [only] = cases {
             // A single send or receive (the common case): no list to build.
@@ -243,7 +246,6 @@ impl Operation {
         f(Note { key, reason: Self::reason(cases), site: self.site, resources: &resources, timer_wakeable });
     }
 
-    #[inline]
     fn record_wait<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64) {
         self.with_note(cases, key, |note| {
             wait::note(note);
@@ -503,10 +505,11 @@ impl<C: Case> OneCase<C> {
     /// Polls the operation; `Ready` once the case completed.
     ///
     /// The fast path: an operation not parked yet tries its case directly
-    /// (statically dispatched, no engine), which is all a send or receive
-    /// that does not block ever runs; and one that is bound to block goes
-    /// straight to parking, without taking the channel's lock to try first
-    /// (see `Case::looks_ready`).
+    /// (statically dispatched, no engine), which is all a lock or wait that
+    /// does not block ever runs (a channel's send or receive tries before
+    /// it is built, [`Staged`]); and one that is bound to block goes
+    /// straight to parking, without taking the primitive's lock to try
+    /// first (see `Case::looks_ready`).
     #[inline]
     pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let parked = self.op.parked;
@@ -572,6 +575,17 @@ impl<'a, T, C: StagedCase<'a, T>> Staged<'a, T, C> {
         Staged::Fresh { chan, arg: Some(arg), site }
     }
 
+    /// The fresh stage's try, shared by the async and blocking paths: the
+    /// output if it completed, the argument back if the operation must park
+    /// (a nil channel never completes).
+    #[inline]
+    fn try_first(chan: Option<&'a ChanCore<T>>, arg: C::Arg) -> Result<C::Output, C::Arg> {
+        match chan {
+            Some(c) => C::try_fresh(c, arg),
+            None => Err(arg),
+        }
+    }
+
     /// The same operation on the calling OS thread, run to completion: the
     /// fresh try, then the full case on this stack frame, blocking.
     #[inline]
@@ -580,12 +594,9 @@ impl<'a, T, C: StagedCase<'a, T>> Staged<'a, T, C> {
         arg: C::Arg,
         site: &'static std::panic::Location<'static>,
     ) -> C::Output {
-        let arg = match chan {
-            Some(c) => match C::try_fresh(c, arg) {
-                Ok(out) => return out,
-                Err(arg) => arg,
-            },
-            None => arg,
+        let arg = match Self::try_first(chan, arg) {
+            Ok(out) => return out,
+            Err(arg) => arg,
         };
         let mut case = C::build(chan, arg);
         Operation::new(false, site).block_tried(&mut [&mut case], true);
@@ -606,12 +617,9 @@ impl<'a, T, C: StagedCase<'a, T>> std::future::Future for Staged<'a, T, C> {
         if let Staged::Fresh { chan, arg, site } = this {
             let (chan, site) = (*chan, *site);
             let arg = arg.take().expect("parkwatch: a channel future polled after it completed");
-            let arg = match chan {
-                Some(c) => match C::try_fresh(c, arg) {
-                    Ok(out) => return Poll::Ready(out),
-                    Err(arg) => arg,
-                },
-                None => arg,
+            let arg = match Self::try_first(chan, arg) {
+                Ok(out) => return Poll::Ready(out),
+                Err(arg) => arg,
             };
             *this = Staged::Parking(OneCase::new(C::build(chan, arg), site));
             let Staged::Parking(op) = this else { unreachable!("just built") };
