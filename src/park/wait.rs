@@ -47,20 +47,37 @@ pub(crate) enum Watch {
     Record,
 }
 
+impl Watch {
+    /// For a wait with `reason` on a single `resource` (an operation of
+    /// one case, whose own reason is `reason`).
+    #[inline]
+    fn of_one(reason: WaitReason, resource: &Arc<Resource>) -> Watch {
+        match reason {
+            WaitReason::ChanReceive => Watch::Receive(NonNull::from(&**resource)),
+            _ => Watch::of_reason(reason),
+        }
+    }
+
+    /// For a wait with `reason` on any other list of resources.
+    #[inline]
+    fn of_reason(reason: WaitReason) -> Watch {
+        match reason {
+            WaitReason::ChanReceive
+            | WaitReason::Select
+            | WaitReason::MutexLock
+            | WaitReason::RwMutexLock
+            | WaitReason::RwMutexRLock => Watch::Record,
+            _ => Watch::Nothing,
+        }
+    }
+}
+
 impl Noted {
     /// From the note alone.
     fn of(n: &Note<'_, '_>) -> Noted {
-        let watch = match (n.reason, n.resources) {
-            (WaitReason::ChanReceive, [(r, WaitReason::ChanReceive)]) => Watch::Receive(NonNull::from(&***r)),
-            (
-                WaitReason::ChanReceive
-                | WaitReason::Select
-                | WaitReason::MutexLock
-                | WaitReason::RwMutexLock
-                | WaitReason::RwMutexRLock,
-                _,
-            ) => Watch::Record,
-            _ => Watch::Nothing,
+        let watch = match n.resources {
+            [(r, op)] if *op == n.reason => Watch::of_one(n.reason, r),
+            _ => Watch::of_reason(n.reason),
         };
         Noted { timer_wakeable: n.timer_wakeable, watch }
     }
@@ -99,6 +116,7 @@ pub(crate) fn current_id() -> u64 {
 }
 
 /// The current task's record (`CURRENT`), if there is one.
+#[inline]
 fn current_ptr() -> Option<*const TaskRecord> {
     CURRENT.try_with(Cell::get).ok().filter(|p| !p.is_null())
 }
@@ -215,9 +233,7 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
             Some(w) => {
                 let since = crate::park::clock::wait_start();
                 if !reuses_own_stack(w, n.site, since) {
-                    let captured = crate::stack::capture(n.site, w.stack.take());
-                    w.stack_sampled = captured.as_ref().is_some_and(|c| c.1);
-                    w.stack = captured.map(|c| c.0);
+                    recapture(w, n.site);
                 }
                 refill(&mut w.resources, n.resources);
                 w.key = n.key;
@@ -248,6 +264,72 @@ pub(crate) fn note(n: Note<'_, '_>) -> Option<Noted> {
         Some(noted)
     })
     .flatten()
+}
+
+/// [`note`] for the most common wait by far: an operation of one case (a
+/// send, a receive, a lock) on `resource`, by a task whose previous wait
+/// was on the same resource alone (a loop over a channel), noted first in
+/// its poll. It updates that wait in place, with what `note` would write,
+/// without building a [`Note`]; any other wait goes through `note`.
+#[inline(always)]
+pub(crate) fn note_one(
+    key: u64,
+    reason: WaitReason,
+    site: &'static std::panic::Location<'static>,
+    resource: &Arc<Resource>,
+    timer_wakeable: bool,
+) {
+    let Some(record) = current_ptr() else { return };
+    // SAFETY: a non-null `CURRENT` points at a record kept alive by the
+    // guard that set it, which is still alive (see `CURRENT`).
+    let record = unsafe { &*record };
+    if NOTED.with(Cell::get).is_none() {
+        let mut wait = lock(&record.wait);
+        if let Some(w) = wait.as_mut() {
+            if matches!(w.resources.as_slice(), [kept] if Arc::ptr_eq(&kept.0, resource)) {
+                {
+                    if w.key != key {
+                        let since = crate::park::clock::wait_start();
+                        if !reuses_own_stack(w, site, since) {
+                            recapture(w, site);
+                        }
+                        if let [kept] = w.resources.as_mut_slice() {
+                            (kept.1, kept.2) = (resource.activity(), reason);
+                        }
+                        w.key = key;
+                        w.seq = record.take_seq();
+                        w.reason = reason;
+                        w.site = site;
+                        w.since = since;
+                    }
+                    w.timer_wakeable = timer_wakeable;
+                    let noted = Noted { timer_wakeable, watch: Watch::of_one(reason, resource) };
+                    NOTED.with(|c| c.set(Some(noted)));
+                    return;
+                }
+            }
+        }
+    }
+    note(Note { key, reason, site, resources: &[(resource, reason)], timer_wakeable });
+}
+
+/// Takes a new stack for wait `w` at `site` (as the site's capture policy
+/// decides), handing the policy the one `w` held.
+#[inline]
+fn recapture(w: &mut WaitInfo, site: &'static std::panic::Location<'static>) {
+    if w.stack.is_none() && !crate::stack::capturing() {
+        // Capture is off (`PARKWATCH_BACKTRACE=0`): nothing to hand over.
+        w.stack_sampled = false;
+        return;
+    }
+    recapture_with_policy(w, site);
+}
+
+#[inline(never)]
+fn recapture_with_policy(w: &mut WaitInfo, site: &'static std::panic::Location<'static>) {
+    let captured = crate::stack::capture(site, w.stack.take());
+    w.stack_sampled = captured.as_ref().is_some_and(|c| c.1);
+    w.stack = captured.map(|c| c.0);
 }
 
 /// Whether a task whose previous wait was `w` keeps that wait's stack for a

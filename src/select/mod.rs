@@ -247,6 +247,12 @@ impl Operation {
     }
 
     fn record_wait<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64) {
+        if let [only] = cases {
+            if let Some(r) = only.resource() {
+                // The common case: no note to build (`wait::note_one`).
+                return wait::note_one(key, only.reason(), self.site, r, r.is_timer_armed());
+            }
+        }
         self.with_note(cases, key, |note| {
             wait::note(note);
         });

@@ -123,10 +123,17 @@ fn enabled_by(value: Option<&str>) -> bool {
 /// module docs for the policy).
 #[inline]
 pub(crate) fn capture(site: &'static Location<'static>, prev: Option<Arc<Stack>>) -> Option<(Arc<Stack>, bool)> {
-    if cfg!(any(loom, miri)) || !enabled() {
+    if !capturing() {
         return None;
     }
     capture_at(site, prev)
+}
+
+/// Whether [`capture`] takes stacks at all in this process (never under
+/// loom or Miri, nor with `PARKWATCH_BACKTRACE=0`).
+#[inline]
+pub(crate) fn capturing() -> bool {
+    !cfg!(any(loom, miri)) && enabled()
 }
 
 /// [`capture`], with capture on.
