@@ -81,7 +81,7 @@ impl<F: Future> Future for Instrumented<F> {
 /// The waker to hand the future for a poll whose tokio waker is `tokio`: one
 /// pointing at the record if `tokio` is the record's (set at the first poll),
 /// else one pointing at a [`TaskWaker`] for `tokio`, kept in `fallback`.
-#[inline]
+#[inline(always)]
 fn root_waker<'a>(
     record: &'a Arc<TaskRecord>,
     fallback: &'a mut Option<Arc<TaskWaker>>,
