@@ -287,21 +287,36 @@ impl Operation {
     }
 
     /// Steps 1 and 2 for an operation not parked: try (unless `tried`),
-    /// then park.
+    /// then park. The try, which is all a select that does not block
+    /// runs, is inline; the park is not.
+    #[inline]
     fn start<C: Case + ?Sized>(
         &mut self,
         cases: &mut [&mut C],
         cx: &mut Context<'_>,
-        mut tried: bool,
+        tried: bool,
     ) -> Poll<Option<usize>> {
+        if !tried {
+            if let Some(i) = self.try_cases(cases) {
+                return Poll::Ready(Some(i));
+            }
+        }
+        if self.has_default {
+            return Poll::Ready(None);
+        }
+        self.park_or_retry(cases, cx)
+    }
+
+    /// [`Operation::start`] once the cases were tried and none could
+    /// complete: parks, or, if a case turned ready meanwhile, tries again.
+    #[inline(never)]
+    fn park_or_retry<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        let mut tried = true;
         loop {
             if !std::mem::take(&mut tried) {
                 if let Some(i) = self.try_cases(cases) {
                     return Poll::Ready(Some(i));
                 }
-            }
-            if self.has_default {
-                return Poll::Ready(None);
             }
             if cases.iter().all(|c| c.is_nil()) {
                 self.record_wait(cases, 0);

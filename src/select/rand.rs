@@ -3,9 +3,11 @@
 
 use std::cell::Cell;
 
+// 0: not seeded yet (xorshift never reaches 0 from another state). A
+// `const` initialiser: reading the state needs no lazy-init check.
 #[cfg(not(loom))]
 thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
+    static STATE: Cell<u64> = const { Cell::new(0) };
 }
 
 // Loom replays executions and needs them deterministic: a fixed seed (the
@@ -15,7 +17,7 @@ loom::thread_local! {
     static STATE: Cell<u64> = Cell::new(0x9E37_79B9_7F4A_7C15);
 }
 
-#[cfg_attr(loom, allow(dead_code))]
+#[cold]
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -24,10 +26,14 @@ fn seed() -> u64 {
 }
 
 /// A uniform random number below `n` (`n > 0`).
+#[inline]
 pub(crate) fn below(n: usize) -> usize {
     STATE.with(|s| {
         // xorshift64*
         let mut x = s.get();
+        if x == 0 {
+            x = seed();
+        }
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
