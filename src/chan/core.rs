@@ -280,7 +280,7 @@ impl<T> ChanCore<T> {
     }
 
     /// Sends without blocking: to a waiting receiver, else into the buffer.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         self.resource.wakers.record(current_id());
         // Nothing parked, open: the ring alone decides (a full ring then
@@ -321,7 +321,7 @@ impl<T> ChanCore<T> {
 
     /// Receives without blocking: from the buffer (refilling it from a waiting
     /// sender), else straight from a waiting sender.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         self.resource.waiters.record(current_id());
         // Nothing parked, open: the ring alone decides (see `try_send`).
