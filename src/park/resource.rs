@@ -159,10 +159,12 @@ impl Resource {
         })
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn is_timer_armed(&self) -> bool {
         self.timer_armed.load(Ordering::Acquire)
     }

@@ -168,6 +168,7 @@ impl Waiter {
     /// The caller owns the waiter, no entry points at it, and no claimer is
     /// inside (it was never enqueued, or it is `DONE` or aborted and its
     /// entries were taken back).
+    #[inline]
     pub(crate) unsafe fn arm(&self, notifier: Notifier) {
         self.task.store(crate::park::wait::current_id(), std::sync::atomic::Ordering::Relaxed);
         // SAFETY: per this function's contract the owner is the one party
@@ -183,6 +184,7 @@ impl Waiter {
     ///
     /// As for [`Waiter::arm`]: the owner, with no entry pointing at the
     /// waiter and no claimer inside.
+    #[inline]
     pub(crate) unsafe fn disarm(&self) {
         // SAFETY: per this function's contract, as in `arm`.
         drop(unsafe { self.notifier.with(Option::take) });
@@ -195,6 +197,7 @@ impl Waiter {
 
     /// Tries to become the party that completes `case`. On success the caller
     /// must fill the case's slot and then call [`Waiter::finish`].
+    #[inline]
     pub(crate) fn try_claim(&self, case: usize) -> bool {
         debug_assert!(case < BUSY_BIT);
         self.state.compare_exchange(WAITING, BUSY_BIT | case, Ordering::AcqRel, Ordering::Acquire).is_ok()
@@ -225,6 +228,7 @@ impl Waiter {
         self.state.compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
+    #[inline]
     pub(crate) fn selection(&self) -> Selection {
         match self.state.load(Ordering::Acquire) {
             WAITING => Selection::Waiting,

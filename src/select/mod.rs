@@ -123,6 +123,7 @@ impl Operation {
 
     /// Arms the waiter for a new park woken through `notifier`; returns
     /// the new wait's key.
+    #[inline]
     fn arm(&mut self, notifier: Notifier) -> u64 {
         debug_assert!(!self.parked, "an operation arms its waiter only while no entry points at it");
         let key = next_key();
@@ -148,6 +149,7 @@ impl Operation {
 
     /// The waiter has no entry in any queue any more and no claimer inside:
     /// drops what is left of its notifier.
+    #[inline]
     fn unpark(&mut self) {
         self.parked = false;
         // SAFETY: every entry was taken back (or never made) and the waiter
