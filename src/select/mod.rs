@@ -310,33 +310,57 @@ impl Operation {
     }
 
     /// [`Operation::start`] once the cases were tried and none could
-    /// complete: parks, or, if a case turned ready meanwhile, tries again.
+    /// complete: parks, or, if a case turned ready meanwhile, tries again
+    /// (out of line: the retry loop is rare, and inside it the first park
+    /// would pay for the loop's hoisted set-up).
     #[inline(never)]
     fn park_or_retry<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], cx: &mut Context<'_>) -> Poll<Option<usize>> {
-        let mut tried = true;
-        loop {
-            if !std::mem::take(&mut tried) {
-                if let Some(i) = self.try_cases(cases) {
-                    return Poll::Ready(Some(i));
-                }
-            }
-            if cases.iter().all(|c| c.is_nil()) {
-                self.record_wait(cases, 0);
-                return Poll::Pending;
-            }
-            let key = self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
-            // Say what we wait on before a counterpart can see (and wake) us,
-            // so its wake-up finds the task parked rather than still running.
-            self.record_wait(cases, key);
-            // Parked before any entry points at a case: from here on, its
-            // cancel (or its leak) covers them.
-            self.parked = true;
-            if Self::park(cases, self.waiter()) {
-                return Poll::Pending;
-            }
-            self.unpark();
-            wait::retract(self.key());
+        match self.try_park(cases, cx) {
+            Some(parked) => parked,
+            None => self.retry(cases, cx),
         }
+    }
+
+    /// The loop of [`Operation::park_or_retry`] after a park found a case
+    /// ready: try, then park again.
+    #[cold]
+    #[inline(never)]
+    fn retry<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        loop {
+            if let Some(i) = self.try_cases(cases) {
+                return Poll::Ready(Some(i));
+            }
+            if let Some(parked) = self.try_park(cases, cx) {
+                return parked;
+            }
+        }
+    }
+
+    /// Step 2 once: parks (`Some(Pending)`), or takes everything back and
+    /// returns `None` if a case turned ready since it was tried.
+    #[inline(always)]
+    fn try_park<C: Case + ?Sized>(
+        &mut self,
+        cases: &mut [&mut C],
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Option<usize>>> {
+        if cases.iter().all(|c| c.is_nil()) {
+            self.record_wait(cases, 0);
+            return Some(Poll::Pending);
+        }
+        let key = self.arm(Notifier::Waker(crate::task::waker::internal_clone(cx.waker())));
+        // Say what we wait on before a counterpart can see (and wake) us,
+        // so its wake-up finds the task parked rather than still running.
+        self.record_wait(cases, key);
+        // Parked before any entry points at a case: from here on, its
+        // cancel (or its leak) covers them.
+        self.parked = true;
+        if Self::park(cases, self.waiter()) {
+            return Some(Poll::Pending);
+        }
+        self.unpark();
+        wait::retract(self.key());
+        None
     }
 
     /// A poll of a parked operation that is not done: spurious, or from
