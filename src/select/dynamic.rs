@@ -58,6 +58,15 @@ impl super::CaseList for Vec<Box<dyn DynCase + Send + '_>> {
         let mut refs: Vec<&mut dyn Case> = self.iter_mut().map(|c| c.as_case()).collect();
         f(&mut refs)
     }
+
+    fn case_count(&self) -> usize {
+        self.len()
+    }
+
+    fn try_case(&mut self, i: usize, has_default: bool) -> bool {
+        let case = self[i].as_case();
+        (has_default || case.looks_ready()) && case.try_now()
+    }
 }
 
 /// The case a [`Select`] completed, with its result.

@@ -14,7 +14,11 @@
 //! 3. **Finish**: collect case `i`'s result and take every other entry back.
 //!
 //! The async path ([`Operation::poll`]) and the blocking path
-//! ([`Operation::block`]) share steps 1–3; they differ only in how they sleep.
+//! ([`Operation::block_tried`]) share steps 1–3; they differ only in how they sleep.
+//! A `select!` takes its first step 1 over its own tuple of cases, each
+//! through its concrete type ([`CaseList::try_case`]), in the same random
+//! order ([`try_in_random_order`]); only to park (or for `default`) are its
+//! cases lent to the engine as `dyn Case`.
 //! Step 2 makes a wake-up impossible to lose: a state change made before a
 //! entry is enqueued is seen by the check under the same lock, one made after
 //! it finds the entry.
@@ -57,7 +61,7 @@ const MAX_YIELDING: std::time::Duration = std::time::Duration::from_micros(50);
 /// entries that point into them (`park::handoff`), so the cases stay at
 /// their address from the first poll (or `block`) until the operation has
 /// finished or been cancelled. [`OneCase`] and [`SelectFuture`] are pinned
-/// futures whose drop cancels; [`Operation::block`] runs on its caller's
+/// futures whose drop cancels; [`Operation::block_tried`] runs on its caller's
 /// stack and cancels if it unwinds. So a case is still enqueued when it is
 /// dropped (or used again) only if its operation leaked, waiter included:
 /// the case then takes its entry back itself, and waits out a counterpart
@@ -171,19 +175,16 @@ impl Operation {
     /// tried, as "nothing is ready" must then be exact.
     fn try_cases<C: Case + ?Sized>(&self, cases: &mut [&mut C]) -> Option<usize> {
         let worth_trying = |c: &C| self.has_default || c.looks_ready();
-        if let [only] = cases {
-            return (worth_trying(only) && only.try_now()).then_some(0);
-        }
-        let n = cases.len();
-        let mut try_case = |&i: &usize| worth_trying(&*cases[i]) && cases[i].try_now();
-        if n == 2 {
-            // Two cases (the usual select): one random draw is their whole
-            // permutation (measured cheaper than drawing it through
-            // `Permutation` or an iterator over both kinds).
-            let first = rand::below(2);
-            return [first, 1 - first].into_iter().find(&mut try_case);
-        }
-        rand::Permutation::new(n).find(&mut try_case)
+        try_in_random_order(cases.len(), |i| worth_trying(&*cases[i]) && cases[i].try_now())
+    }
+
+    /// [`Operation::try_cases`] over a `select!`'s own tuple of cases, each
+    /// tried through its concrete type (the first poll of a select, before
+    /// the cases are lent to the engine as `dyn Case`).
+    #[inline]
+    fn try_list<L: CaseList + ?Sized>(&self, list: &mut L) -> Option<usize> {
+        let has_default = self.has_default;
+        try_in_random_order(list.case_count(), |i| list.try_case(i, has_default))
     }
 
     /// Step 2: enqueues every case. Returns false, with every entry taken back,
@@ -398,18 +399,14 @@ impl Operation {
         }
     }
 
-    /// Runs the operation to completion on the calling OS thread.
+    /// Runs the operation to completion on the calling OS thread, where
+    /// `tried` says the caller has just tried every case (and none could
+    /// complete), so step 1 is skipped once.
     ///
     /// Once its entries are enqueued, the thread first waits for a counterpart
     /// by spinning, then yielding (as crossbeam's `Backoff` does) — a
     /// counterpart on another core usually arrives within microseconds — and
     /// only then parks, which is when the registry counts it as blocked.
-    pub(crate) fn block<C: Case + ?Sized>(&mut self, cases: &mut [&mut C]) -> Option<usize> {
-        self.block_tried(cases, false)
-    }
-
-    /// [`Operation::block`], where `tried` says the caller has just tried
-    /// every case (and none could complete), so step 1 is skipped once.
     fn block_tried<C: Case + ?Sized>(&mut self, cases: &mut [&mut C], tried: bool) -> Option<usize> {
         let guard = CancelOnUnwind { op: self, cases };
         guard.op.block_parked(guard.cases, tried)
@@ -709,6 +706,24 @@ pub fn park_forever(reason: WaitReason) -> Forever {
     Forever { reason, site: std::panic::Location::caller() }
 }
 
+/// Step 1's order: tries cases `0..n` through `try_case` in a uniformly
+/// random order (Go's `pollorder`); the first that completes is chosen.
+#[inline]
+fn try_in_random_order(n: usize, mut try_case: impl FnMut(usize) -> bool) -> Option<usize> {
+    match n {
+        0 => None,
+        1 => try_case(0).then_some(0),
+        // Two cases (the usual select): one random draw is their whole
+        // permutation (measured cheaper than drawing it through
+        // `Permutation` or an iterator over both kinds).
+        2 => {
+            let first = rand::below(2);
+            [first, 1 - first].into_iter().find(|&i| try_case(i))
+        }
+        _ => rand::Permutation::new(n).find(|&i| try_case(i)),
+    }
+}
+
 /// A fixed list of cases of possibly different types (a tuple, built by
 /// `select!`), lent to the engine as a `dyn` slice for the length of one call.
 /// Holding the concrete cases, not trait objects, keeps a `select!` future
@@ -717,6 +732,11 @@ pub fn park_forever(reason: WaitReason) -> Forever {
 pub trait CaseList {
     /// Calls `f` with the cases as a slice.
     fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R;
+    /// How many cases.
+    fn case_count(&self) -> usize;
+    /// Step 1 for case `i` alone, statically dispatched: tries it if it
+    /// looks ready (every case, with `default`); whether it completed.
+    fn try_case(&mut self, i: usize, has_default: bool) -> bool;
 }
 
 /// A pinned tuple of cases, split into its pinned cases: how `select!`
@@ -736,6 +756,19 @@ macro_rules! tuple_case_list {
         impl<$($t: Case),*> CaseList for ($($t,)*) {
             fn with_cases<R>(&mut self, f: impl FnOnce(&mut [&mut dyn Case]) -> R) -> R {
                 f(&mut [$(&mut self.$n as &mut dyn Case),*])
+            }
+            #[inline]
+            fn case_count(&self) -> usize {
+                let indices: &[usize] = &[$($n),*];
+                indices.len()
+            }
+            #[inline]
+            #[allow(unused_variables)]
+            fn try_case(&mut self, i: usize, has_default: bool) -> bool {
+                match i {
+                    $($n => (has_default || self.$n.looks_ready()) && self.$n.try_now(),)*
+                    _ => false,
+                }
             }
         }
 
@@ -797,7 +830,17 @@ impl<L: CaseList + ?Sized> std::future::Future for SelectFuture<'_, L> {
         // SAFETY: nothing is moved out of the future: the operation (whose
         // waiter entries point at) stays where it is.
         let this = unsafe { self.get_unchecked_mut() };
-        this.with_cases(|op, cases| op.poll(cases, cx))
+        if this.op.parked {
+            return this.with_cases(|op, cases| op.poll(cases, cx));
+        }
+        // Not parked: step 1 over the concrete cases; the engine, over
+        // `dyn Case`, only for `default` or to park.
+        // SAFETY: the cases are only tried, not moved.
+        let list = unsafe { this.cases.as_mut().get_unchecked_mut() };
+        if let Some(i) = this.op.try_list(list) {
+            return Poll::Ready(Some(i));
+        }
+        this.with_cases(|op, cases| op.poll_tried(cases, cx, true))
     }
 }
 
@@ -824,8 +867,12 @@ pub fn select_async<L: CaseList + ?Sized>(cases: std::pin::Pin<&mut L>, has_defa
 #[doc(hidden)]
 #[track_caller]
 pub fn select_blocking<L: CaseList + ?Sized>(cases: &mut L, has_default: bool) -> Option<usize> {
-    let site = std::panic::Location::caller();
-    cases.with_cases(|cases| Operation::new(has_default, site).block(cases))
+    let mut op = Operation::new(has_default, std::panic::Location::caller());
+    // Step 1 over the concrete cases, as `SelectFuture`'s first poll does.
+    if let Some(i) = op.try_list(cases) {
+        return Some(i);
+    }
+    cases.with_cases(|cases| op.block_tried(cases, true))
 }
 
 #[cfg(test)]
