@@ -1,8 +1,9 @@
 //! Channel conformance, modeled on what Go's `runtime/chan_test.go` checks:
 //! FIFO, non-blocking operations, close, nil channels, unbuffered rendezvous,
 //! the prime sieve, many-to-many stress with no loss or duplicate (async,
-//! threads, mixed), zero-sized values, handle drops, `iter()`, and
-//! cancellation of a receive never losing a value.
+//! threads, mixed), zero-sized values, handle drops, `iter()`,
+//! cancellation of a receive never losing a value, and what a snapshot
+//! shows of a task's successive waits on one channel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -983,4 +984,66 @@ fn parked_receive_polled_from_a_new_context_wakes_that_context() {
     assert!(b.0.load(Ordering::SeqCst), "the context it was last polled from is woken");
     assert!(!a.0.load(Ordering::SeqCst), "the context it left is not");
     assert_eq!(fut.as_mut().poll(&mut Context::from_waker(&wb)), Poll::Ready(Some(7)));
+}
+
+/// Waits (bounded) until task `id` is parked in a wait other than `not_seq`
+/// (`park_seq`), and returns that wait as the snapshot shows it.
+async fn next_wait(id: TaskId, not_seq: u64) -> parkwatch::TaskInfo {
+    for _ in 0..5_000 {
+        if let Some(t) = snapshot().task(id) {
+            if t.state == TaskState::Parked && t.park_seq != not_seq {
+                return t.clone();
+            }
+        }
+        parkwatch::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("task {id} never parked in a new wait");
+}
+
+/// A task parking on one channel again and again has its wait record
+/// updated in place (`wait::note_one`): each wait still shows its own
+/// operation, source line and number, on the same resource.
+#[test]
+fn waits_on_one_channel_each_show_their_own_operation_and_line() {
+    run(async {
+        let c = chan::<u32>(0);
+        let ch = c.clone();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = lines.clone();
+        let h = parkwatch::spawn(async move {
+            let mut got = Vec::new();
+            l.lock().unwrap().push(line!() + 1);
+            got.push(ch.recv().await.unwrap());
+            l.lock().unwrap().push(line!() + 1);
+            ch.send(10).await.unwrap();
+            l.lock().unwrap().push(line!() + 1);
+            got.push(ch.recv().await.unwrap());
+            got
+        });
+        let first = next_wait(h.id(), 0).await;
+        c.send(1).await.unwrap();
+        let second = next_wait(h.id(), first.park_seq).await;
+        assert_eq!(c.recv().await, Some(10));
+        let third = next_wait(h.id(), second.park_seq).await;
+        c.send(2).await.unwrap();
+        assert_eq!(h.await.unwrap(), vec![1, 2]);
+
+        let lines = lines.lock().unwrap().clone();
+        let expected = [
+            (parkwatch::WaitReason::ChanReceive, lines[0]),
+            (parkwatch::WaitReason::ChanSend, lines[1]),
+            (parkwatch::WaitReason::ChanReceive, lines[2]),
+        ];
+        for (i, (t, (reason, line))) in [&first, &second, &third].into_iter().zip(expected).enumerate() {
+            assert_eq!(t.wait_reason, Some(reason), "wait {i}: reason");
+            assert_eq!(
+                t.waits_on,
+                vec![parkwatch::WaitOn { resource: parkwatch::ResourceId(c.id()), op: reason }],
+                "wait {i}: what it waits on"
+            );
+            let at = t.parked_at.as_ref().expect("a parked task has a site");
+            assert_eq!((at.file.as_ref(), at.line), (file!(), line), "wait {i}: the operation's line");
+        }
+        assert!(first.park_seq < second.park_seq && second.park_seq < third.park_seq, "each wait is numbered anew");
+    });
 }
