@@ -287,26 +287,26 @@ pub(crate) fn note_one(
         let mut wait = lock(&record.wait);
         if let Some(w) = wait.as_mut() {
             if matches!(w.resources.as_slice(), [kept] if Arc::ptr_eq(&kept.0, resource)) {
-                {
-                    if w.key != key {
-                        let since = crate::park::clock::wait_start();
-                        if !reuses_own_stack(w, site, since) {
-                            recapture(w, site);
-                        }
-                        if let [kept] = w.resources.as_mut_slice() {
-                            (kept.1, kept.2) = (resource.activity(), reason);
-                        }
-                        w.key = key;
-                        w.seq = record.take_seq();
-                        w.reason = reason;
-                        w.site = site;
-                        w.since = since;
+                // A new wait (not the same operation polled again): as in
+                // `note`, in place.
+                if w.key != key {
+                    let since = crate::park::clock::wait_start();
+                    if !reuses_own_stack(w, site, since) {
+                        recapture(w, site);
                     }
-                    w.timer_wakeable = timer_wakeable;
-                    let noted = Noted { timer_wakeable, watch: Watch::of_one(reason, resource) };
-                    NOTED.with(|c| c.set(Some(noted)));
-                    return;
+                    if let [kept] = w.resources.as_mut_slice() {
+                        (kept.1, kept.2) = (resource.activity(), reason);
+                    }
+                    w.key = key;
+                    w.seq = record.take_seq();
+                    w.reason = reason;
+                    w.site = site;
+                    w.since = since;
                 }
+                w.timer_wakeable = timer_wakeable;
+                let noted = Noted { timer_wakeable, watch: Watch::of_one(reason, resource) };
+                NOTED.with(|c| c.set(Some(noted)));
+                return;
             }
         }
     }
@@ -325,6 +325,7 @@ fn recapture(w: &mut WaitInfo, site: &'static std::panic::Location<'static>) {
     recapture_with_policy(w, site);
 }
 
+/// [`recapture`] with capture on: asks the site's policy (`stack::capture`).
 #[inline(never)]
 fn recapture_with_policy(w: &mut WaitInfo, site: &'static std::panic::Location<'static>) {
     let captured = crate::stack::capture(site, w.stack.take());

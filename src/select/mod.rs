@@ -290,8 +290,7 @@ impl Operation {
     }
 
     /// Steps 1 and 2 for an operation not parked: try (unless `tried`),
-    /// then park. The try, which is all a select that does not block
-    /// runs, is inline; the park is not.
+    /// then park. The try is inline in the caller; the park is a call.
     #[inline]
     fn start<C: Case + ?Sized>(
         &mut self,
