@@ -5,7 +5,7 @@
 //! Each blocking operation is a [`Case`](crate::select::Case) run by the same
 //! engine as channel operations, so the async and blocking forms share one
 //! implementation and one wake-up protocol. Their untyped state lives in the
-//! resource ([`state`]), where snapshots read holders and waiters.
+//! resource (`sync::state`), where snapshots read holders and waiters.
 
 mod cond;
 mod lock;

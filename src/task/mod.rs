@@ -1,8 +1,8 @@
 //! Tasks: spawning, naming, joining, and the registry that knows them all.
 //!
 //! A parkwatch task is a tokio task whose future runs inside the harness
-//! ([`harness`]), registered in the process-wide registry ([`registry`]) with
-//! a record of its state and current wait ([`record`]).
+//! (`task::harness`), registered in the process-wide registry (`task::registry`) with
+//! a record of its state and current wait (`task::record`).
 
 pub(crate) mod harness;
 pub(crate) mod record;
