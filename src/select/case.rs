@@ -64,6 +64,15 @@ pub trait Case {
     fn looks_ready(&self) -> bool {
         true
     }
+    /// Step 1 for this case alone: tries it unless its hint says it cannot
+    /// complete ([`Case::looks_ready`]); with `exhaustive` (a select with
+    /// `default`, whose "nothing is ready" must be exact) it is tried
+    /// whatever the hint. Whether it completed. Through `dyn Case`, one
+    /// call: the hint and the try inside it are the case's own.
+    #[inline]
+    fn try_if_worth(&mut self, exhaustive: bool) -> bool {
+        (exhaustive || self.looks_ready()) && self.try_now()
+    }
     /// The channel's identity.
     fn resource(&self) -> Option<&StdArc<Resource>>;
 }

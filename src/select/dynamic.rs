@@ -64,8 +64,7 @@ impl super::CaseList for Vec<Box<dyn DynCase + Send + '_>> {
     }
 
     fn try_case(&mut self, i: usize, has_default: bool) -> bool {
-        let case = self[i].as_case();
-        (has_default || case.looks_ready()) && case.try_now()
+        self[i].as_case().try_if_worth(has_default)
     }
 }
 

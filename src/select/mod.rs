@@ -174,8 +174,7 @@ impl Operation {
     /// the case ready and comes back here. With `default`, every case is
     /// tried, as "nothing is ready" must then be exact.
     fn try_cases<C: Case + ?Sized>(&self, cases: &mut [&mut C]) -> Option<usize> {
-        let worth_trying = |c: &C| self.has_default || c.looks_ready();
-        try_in_random_order(cases.len(), |i| worth_trying(&*cases[i]) && cases[i].try_now())
+        try_in_random_order(cases.len(), |i| cases[i].try_if_worth(self.has_default))
     }
 
     /// [`Operation::try_cases`] over a `select!`'s own tuple of cases, each
@@ -557,7 +556,7 @@ impl<C: Case> OneCase<C> {
     pub(crate) fn poll_case(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let parked = self.op.parked;
         // A try that looks futile is skipped: parking rechecks under the lock.
-        if !parked && self.case.looks_ready() && self.case.try_now() {
+        if !parked && self.case.try_if_worth(false) {
             return Poll::Ready(());
         }
         self.op.poll_tried(&mut [&mut self.case], cx, !parked).map(|_| ())
@@ -574,7 +573,7 @@ impl<C: Case> OneCase<C> {
     /// The same fast path as [`OneCase::poll_case`] comes first.
     #[inline]
     pub(crate) fn block(mut case: C, site: &'static std::panic::Location<'static>) -> C {
-        if !(case.looks_ready() && case.try_now()) {
+        if !case.try_if_worth(false) {
             Operation::new(false, site).block_tried(&mut [&mut case], true);
         }
         case
@@ -765,7 +764,7 @@ macro_rules! tuple_case_list {
             #[allow(unused_variables)]
             fn try_case(&mut self, i: usize, has_default: bool) -> bool {
                 match i {
-                    $($n => (has_default || self.$n.looks_ready()) && self.$n.try_now(),)*
+                    $($n => self.$n.try_if_worth(has_default),)*
                     _ => false,
                 }
             }
