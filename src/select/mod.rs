@@ -228,15 +228,6 @@ impl Operation {
 
     /// Says what the operation waits on: passes `f` the note for `cases`.
     fn with_note<C: Case + ?Sized>(&self, cases: &[&mut C], key: u64, f: impl FnOnce(Note<'_, '_>)) {
-        if let [only] = cases {
-            // A single send or receive (the common case): no list to build.
-            let reason = only.reason();
-            let (one, timer_wakeable) = match only.resource() {
-                Some(r) => ([(r, reason)], r.is_timer_armed()),
-                None => return f(Note { key, reason, site: self.site, resources: &[], timer_wakeable: false }),
-            };
-            return f(Note { key, reason, site: self.site, resources: &one, timer_wakeable });
-        }
         let mut resources = smallvec::SmallVec::<[_; 4]>::new();
         let mut timer_wakeable = false;
         for case in cases {
