@@ -36,12 +36,15 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::chan::ring::{Blocked, Ring};
+#[cfg(not(loom))]
+use crate::chan::spin::{SpinGuard as StateGuard, SpinMutex as StateMutex};
 use crate::error::{CloseError, TryRecvError, TrySendError};
 use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
 use crate::park::waiter::{Selection, Waiter, WaiterRef};
-use crate::shim::{lock, Mutex, MutexGuard};
+#[cfg(loom)]
+use crate::shim::{Mutex as StateMutex, MutexGuard as StateGuard};
 
 /// What a parked receiver ends up with.
 pub(crate) enum RecvSlot<T> {
@@ -133,7 +136,8 @@ pub(crate) struct ChanCore<T> {
     cap: usize,
     /// The buffer (none for an unbuffered channel).
     ring: Option<Ring<T>>,
-    state: Mutex<State<T>>,
+    /// A spin lock (`chan::spin`); loom's modelled mutex under loom.
+    state: StateMutex<State<T>>,
     /// On a cache line of its own: read by every operation deciding whether
     /// to try, and by spinning threads, it would otherwise share the line
     /// of the lock word and the state that the lock holder writes.
@@ -160,7 +164,7 @@ struct Hints {
 /// The locked state of a channel; publishes [`Hints`] and clears the ring's
 /// slow bit when released (if nothing needs it any more).
 struct Locked<'a, T> {
-    state: MutexGuard<'a, State<T>>,
+    state: StateGuard<'a, State<T>>,
     hints: &'a Hints,
     ring: Option<&'a Ring<T>>,
 }
@@ -235,7 +239,7 @@ impl<T> ChanCore<T> {
         ChanCore {
             cap,
             ring: (cap > 0).then(|| Ring::new(cap)),
-            state: Mutex::new(State {
+            state: StateMutex::new(State {
                 front: VecDeque::new(),
                 closed: false,
                 recvq: VecDeque::new(),
@@ -248,7 +252,11 @@ impl<T> ChanCore<T> {
 
     /// Locks the state; the hints are published when the guard is released.
     fn lock(&self) -> Locked<'_, T> {
-        Locked { state: lock(&self.state), hints: &self.hints, ring: self.ring.as_ref() }
+        #[cfg(not(loom))]
+        let state = self.state.lock();
+        #[cfg(loom)]
+        let state = crate::shim::lock(&self.state);
+        Locked { state, hints: &self.hints, ring: self.ring.as_ref() }
     }
 
     /// Whether a send might complete now (see [`Hints`]): room in the buffer,

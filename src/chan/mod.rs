@@ -21,6 +21,8 @@
 
 pub(crate) mod core;
 mod ring;
+#[cfg(not(loom))]
+mod spin;
 
 use std::fmt;
 use std::future::Future;

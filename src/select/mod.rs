@@ -25,7 +25,7 @@
 
 pub(crate) mod case;
 mod dynamic;
-mod rand;
+pub(crate) mod rand;
 
 use std::task::{Context, Poll};
 
