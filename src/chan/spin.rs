@@ -7,10 +7,11 @@
 //! a release may be a system call to wake it. Producers and consumers of one
 //! channel spread over two workers contend for its lock at every message;
 //! with parking_lot's lock there, its slow path took a fifth of such a run
-//! (`perf`, session 9 in `BENCHMARKS.md`), and the runs stayed spread: about
-//! one task in four moved between workers at each message, and the
-//! `mpmc/bounded(1)` scenario took 270 ns per message against 106–140 ns
-//! with this lock (the benchmark's A/B, same session).
+//! (`perf`, session 9 in `BENCHMARKS.md`), and the runs stayed spread
+//! (0.13–0.21 moves of a task between workers per message,
+//! `examples/migrations`): the `mpmc/bounded(1)` scenario took 270 ns per
+//! message against 106–140 ns with this lock (the benchmark's A/B, same
+//! session).
 //!
 //! A waiter here tries a few times, then in rounds: a pause of 64–191
 //! spin-loop hints (jittered, so that two waiters do not keep colliding),
