@@ -22,7 +22,9 @@
 //! waiter gets the lock as soon as it is released, instead of the releasing
 //! core taking it back again and again. Once the bursts are at their longest
 //! (a holder preempted by the OS, not a busy one) the waiter yields its time
-//! slice after each round. It never sleeps, and a release is one store.
+//! slice after each round. It never sleeps, and a release is one store. On a
+//! machine with one CPU the holder cannot run while a waiter spins, so there
+//! a waiter yields after every failed claim.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -76,6 +78,9 @@ impl RawSpinLock {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
+        if single_cpu() {
+            return self.lock_yielding();
+        }
         for _ in 0..4 {
             std::hint::spin_loop();
             if self.try_lock() {
@@ -99,6 +104,20 @@ impl RawSpinLock {
             }
         }
     }
+
+    /// The slow path on a machine with one CPU: the holder cannot run
+    /// while this thread spins, so every failed claim yields at once.
+    fn lock_yielding(&self) {
+        while !self.try_lock() {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether this process may run on one CPU only (read once).
+fn single_cpu() -> bool {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from)) == 1
 }
 
 #[cfg(test)]
@@ -124,6 +143,36 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*m.lock(), 80_000);
+    }
+
+    /// The one-CPU slow path excludes as well (it runs here on any machine).
+    #[test]
+    fn the_yielding_slow_path_excludes_too() {
+        use parking_lot::lock_api::RawMutex as _;
+        let raw = std::sync::Arc::new(super::RawSpinLock::INIT);
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (raw, count) = (raw.clone(), count.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        if !raw.try_lock() {
+                            raw.lock_yielding();
+                        }
+                        // A non-atomic read-modify-write under the lock: a
+                        // second holder would lose increments.
+                        let seen = count.load(std::sync::atomic::Ordering::Relaxed);
+                        count.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
+                        // SAFETY: this thread holds the lock (just taken).
+                        unsafe { raw.unlock() };
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 30_000);
     }
 
     #[test]
