@@ -43,6 +43,7 @@ use crate::park::handoff::HandOff;
 use crate::park::resource::{Resource, ResourceKind};
 use crate::park::wait::current_id;
 use crate::park::waiter::{Selection, Waiter, WaiterRef};
+use crate::shim::lock;
 #[cfg(loom)]
 use crate::shim::{Mutex as StateMutex, MutexGuard as StateGuard};
 
@@ -252,11 +253,7 @@ impl<T> ChanCore<T> {
 
     /// Locks the state; the hints are published when the guard is released.
     fn lock(&self) -> Locked<'_, T> {
-        #[cfg(not(loom))]
-        let state = self.state.lock();
-        #[cfg(loom)]
-        let state = crate::shim::lock(&self.state);
-        Locked { state, hints: &self.hints, ring: self.ring.as_ref() }
+        Locked { state: lock(&self.state), hints: &self.hints, ring: self.ring.as_ref() }
     }
 
     /// Whether a send might complete now (see [`Hints`]): room in the buffer,

@@ -45,6 +45,19 @@ pub(crate) type SpinMutex<T> = lock_api::Mutex<RawSpinLock, T>;
 /// Its guard.
 pub(crate) type SpinGuard<'a, T> = lock_api::MutexGuard<'a, RawSpinLock, T>;
 
+/// Locked through [`crate::shim::lock`], as the other mutexes are (there is
+/// no poisoning to ignore).
+impl<T: ?Sized> crate::shim::Lock for SpinMutex<T> {
+    type Guard<'a>
+        = SpinGuard<'a, T>
+    where
+        T: 'a;
+    #[inline]
+    fn lock_ignoring_poison(&self) -> SpinGuard<'_, T> {
+        self.lock()
+    }
+}
+
 // SAFETY: `lock` returns only once this thread set the word from `false`
 // to `true` (Acquire), `try_lock` likewise, and only the holder calls
 // `unlock`, which stores `false` (Release): one holder at a time, and each
