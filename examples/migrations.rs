@@ -64,76 +64,62 @@ fn main() {
     let (per_producer, per_consumer) = (n / producers, n / consumers);
     assert_eq!(per_producer * producers, per_consumer * consumers, "messages must split evenly");
     let total = per_producer * producers;
-    let report = |run: u64, took: std::time::Duration| {
-        let migrations = MIGRATIONS.swap(0, Relaxed);
-        println!(
-            "{which} cap {cap}, {producers}→{consumers}, run {run}: {:.1} ns/msg, {:.3} migrations/msg",
-            took.as_nanos() as f64 / total as f64,
-            migrations as f64 / total as f64
-        );
+    // Runs `one_run` `runs` times, printing each run's time and migrations.
+    let repeat = |one_run: &mut dyn FnMut()| {
+        for run in 1..=runs {
+            let start = std::time::Instant::now();
+            one_run();
+            let took = start.elapsed();
+            let migrations = MIGRATIONS.swap(0, Relaxed);
+            println!(
+                "{which} cap {cap}, {producers}→{consumers}, run {run}: {:.1} ns/msg, {:.3} migrations/msg",
+                took.as_nanos() as f64 / total as f64,
+                migrations as f64 / total as f64
+            );
+        }
     };
+    // One run's tasks, spawned with `$spawn` on the channel ends `$ends`
+    // (a `(sender, receiver)` pair, made inside the runtime).
+    macro_rules! exchange {
+        ($spawn:path, $ends:expr) => {
+            async move {
+                let (tx, rx) = $ends;
+                let mut tasks = Vec::new();
+                for p in 0..producers as usize {
+                    let tx = tx.clone();
+                    tasks.push($spawn(async move {
+                        for i in 0..per_producer {
+                            Tracked { fut: tx.send(i), task: p }.await.unwrap();
+                        }
+                    }));
+                }
+                for q in 0..consumers as usize {
+                    let rx = rx.clone();
+                    tasks.push($spawn(async move {
+                        for _ in 0..per_consumer {
+                            Tracked { fut: rx.recv(), task: 32 + q }.await.unwrap();
+                        }
+                    }));
+                }
+                drop((tx, rx));
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            }
+        };
+    }
     match which.as_str() {
         "parkwatch" => {
             let rt = parkwatch::Runtime::builder().worker_threads(2).build().unwrap();
-            for run in 1..=runs {
-                let start = std::time::Instant::now();
-                rt.block_on(async move {
-                    let c = parkwatch::chan::<u64>(cap);
-                    let mut tasks = Vec::new();
-                    for p in 0..producers as usize {
-                        let tx = c.sender();
-                        tasks.push(parkwatch::spawn(async move {
-                            for i in 0..per_producer {
-                                Tracked { fut: tx.send(i), task: p }.await.unwrap();
-                            }
-                        }));
-                    }
-                    for q in 0..consumers as usize {
-                        let rx = c.receiver();
-                        tasks.push(parkwatch::spawn(async move {
-                            for _ in 0..per_consumer {
-                                Tracked { fut: rx.recv(), task: 32 + q }.await.unwrap();
-                            }
-                        }));
-                    }
-                    for t in tasks {
-                        t.await.unwrap();
-                    }
-                })
-                .unwrap();
-                report(run, start.elapsed());
-            }
+            let ends = || {
+                let c = parkwatch::chan::<u64>(cap);
+                (c.sender(), c.receiver())
+            };
+            repeat(&mut || rt.block_on(exchange!(parkwatch::spawn, ends())).unwrap());
         }
         "kanal" => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            for run in 1..=runs {
-                let start = std::time::Instant::now();
-                rt.block_on(async move {
-                    let (tx, rx) = kanal::bounded_async::<u64>(cap);
-                    let mut tasks = Vec::new();
-                    for p in 0..producers as usize {
-                        let tx = tx.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for i in 0..per_producer {
-                                Tracked { fut: tx.send(i), task: p }.await.unwrap();
-                            }
-                        }));
-                    }
-                    for q in 0..consumers as usize {
-                        let rx = rx.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for _ in 0..per_consumer {
-                                Tracked { fut: rx.recv(), task: 32 + q }.await.unwrap();
-                            }
-                        }));
-                    }
-                    drop((tx, rx));
-                    for t in tasks {
-                        t.await.unwrap();
-                    }
-                });
-                report(run, start.elapsed());
-            }
+            repeat(&mut || rt.block_on(exchange!(tokio::spawn, kanal::bounded_async::<u64>(cap))));
         }
         other => panic!("unknown implementation {other:?} (parkwatch or kanal)"),
     }
