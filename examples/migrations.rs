@@ -32,25 +32,26 @@ thread_local! {
     };
 }
 
-/// Counts a migration when task `task`'s future is polled on another thread
-/// than its previous poll.
-struct Tracked<F> {
-    fut: F,
-    task: usize,
+pin_project_lite::pin_project! {
+    /// Counts a migration when task `task`'s future is polled on another
+    /// thread than its previous poll.
+    struct Tracked<F> {
+        #[pin]
+        fut: F,
+        task: usize,
+    }
 }
 
 impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `fut` is never moved out of the pinned wrapper.
-        let this = unsafe { self.get_unchecked_mut() };
+        let this = self.project();
         let me = THREAD.with(|t| *t);
-        let before = LAST_THREAD[this.task].swap(me, Relaxed);
+        let before = LAST_THREAD[*this.task].swap(me, Relaxed);
         if before != 0 && before != me {
             MIGRATIONS.fetch_add(1, Relaxed);
         }
-        // SAFETY: as above; `fut` stays where it is.
-        unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx)
+        this.fut.poll(cx)
     }
 }
 
